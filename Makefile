@@ -1,0 +1,32 @@
+# The README's two commands: `make run` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: run test bench fuzz clean
+
+$(VENV)/.core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) -e '.[sklearn,plot]'
+	touch $@
+
+$(VENV)/.test: $(VENV)/.core
+	$(PIP) -e '.[sklearn,plot,test]'
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.test
+	$(PIP) -e '.[bench]'
+	touch $@
+
+run: $(VENV)/.core
+	$(VENV)/bin/deltaprop train
+
+test: $(VENV)/.test
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.bench
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
