@@ -1,0 +1,96 @@
+"""deltaprop: feedforward neural networks trained by backpropagation.
+
+::
+
+    import deltaprop as dp
+    net = dp.Network([dp.Dense(64, 128, activation="relu"),
+                      dp.Dense(128, 10, activation="softmax")],
+                     loss="categorical_crossentropy", seed=0)
+    history = net.fit(X, y, epochs=20, batch_size=64, optimizer=dp.Adam(learning_rate=1e-3))
+    P = net.predict(X)
+
+The core needs NumPy alone; heavy packages (safetensors, tqdm, scikit-learn,
+matplotlib) are imported only when the feature that needs them is used.
+"""
+
+__version__ = "0.1.0"
+
+from . import activations, initializers, losses, metrics, optimizers, schedules
+from .callbacks import Callback, EarlyStopping, JSONLogger, LambdaCallback, ProgressBar
+from .errors import (
+    DataError,
+    DeltapropError,
+    DivergenceError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelFileError,
+    SaveError,
+    UnknownNameError,
+)
+from .layers import Dense
+from .network import Network
+from .optimizers import SGD, AdaGrad, Adam, AdamW, RMSProp
+from .schedules import Constant, CosineDecay, ExponentialDecay, LinearWarmup, StepDecay
+from .training import History, evaluate, fit
+
+__all__ = [
+    "__version__",
+    "Network",
+    "Dense",
+    "SGD",
+    "AdaGrad",
+    "RMSProp",
+    "Adam",
+    "AdamW",
+    "Constant",
+    "StepDecay",
+    "ExponentialDecay",
+    "CosineDecay",
+    "LinearWarmup",
+    "Callback",
+    "EarlyStopping",
+    "ProgressBar",
+    "JSONLogger",
+    "LambdaCallback",
+    "History",
+    "fit",
+    "evaluate",
+    "save",
+    "load",
+    "gradcheck",
+    "activations",
+    "losses",
+    "initializers",
+    "optimizers",
+    "schedules",
+    "metrics",
+    "DeltapropError",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "UnknownNameError",
+    "DataError",
+    "ModelFileError",
+    "SaveError",
+    "DivergenceError",
+]
+
+
+def save(network, path, **kwargs):
+    """Save ``network`` to a safetensors model file; see :func:`deltaprop.io.save`."""
+    from .io import save as _save
+
+    return _save(network, path, **kwargs)
+
+
+def load(path):
+    """Load a model file; see :func:`deltaprop.io.load`."""
+    from .io import load as _load
+
+    return _load(path)
+
+
+def gradcheck(network, X, y, **kwargs):
+    """Backprop versus float64 finite differences; see :func:`deltaprop.gradcheck.gradcheck`."""
+    from .gradcheck import gradcheck as _gradcheck
+
+    return _gradcheck(network, X, y, **kwargs)

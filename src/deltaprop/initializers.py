@@ -1,0 +1,99 @@
+"""Weight initialisation schemes.
+
+An initializer is a callable ``init(shape, rng, dtype)`` returning a new
+array of ``shape = (n_out, n_in)``, drawn from ``rng`` (a
+``numpy.random.Generator``, the run's only source of randomness). Biases start
+at zero. ``fan_in = n_in`` and ``fan_out = n_out``.
+
+====================  =========================================================
+``glorot_uniform``    U(-r, r), r = sqrt(6 / (fan_in + fan_out))   (Glorot and Bengio)
+``glorot_normal``     N(0, 2 / (fan_in + fan_out))
+``he_uniform``        U(-r, r), r = sqrt(6 / fan_in)               (He et al.)
+``he_normal``         N(0, 2 / fan_in)
+``lecun_normal``      N(0, 1 / fan_in)
+``lecun_uniform``     U(-r, r), r = sqrt(3 / fan_in)
+``zeros``             0 (a network of zeros cannot break symmetry: for tests)
+====================  =========================================================
+
+The default for a layer depends on its activation (:func:`default_for`): He
+for the ReLU family, Glorot otherwise, as Keras and PyTorch users expect.
+"""
+
+import math
+
+import numpy as np
+
+from .errors import InvalidArgumentError, InvalidTypeError, UnknownNameError, describe
+
+__all__ = ["Initializer", "get", "register", "default_for", "REGISTRY"]
+
+
+class Initializer:
+    """A named scheme: ``kind`` is "uniform" or "normal", ``variance(fan_in, fan_out)``."""
+
+    def __init__(self, name, kind, variance):
+        self.name = name
+        self.kind = kind
+        self.variance = variance
+
+    def __call__(self, shape, rng, dtype=np.float32):
+        fan_out, fan_in = shape
+        var = self.variance(fan_in, fan_out)
+        if self.kind == "zeros":
+            return np.zeros(shape, dtype=dtype)
+        if self.kind == "uniform":
+            limit = math.sqrt(3.0 * var)  # U(-r, r) has variance r²/3
+            w = rng.uniform(-limit, limit, size=shape)
+        else:
+            w = rng.normal(0.0, math.sqrt(var), size=shape)
+        return w.astype(dtype)
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __repr__(self):
+        return f"initializer {self.name!r}"
+
+
+REGISTRY = {
+    "glorot_uniform": Initializer("glorot_uniform", "uniform", lambda i, o: 2.0 / (i + o)),
+    "glorot_normal": Initializer("glorot_normal", "normal", lambda i, o: 2.0 / (i + o)),
+    "he_uniform": Initializer("he_uniform", "uniform", lambda i, o: 2.0 / i),
+    "he_normal": Initializer("he_normal", "normal", lambda i, o: 2.0 / i),
+    "lecun_uniform": Initializer("lecun_uniform", "uniform", lambda i, o: 1.0 / i),
+    "lecun_normal": Initializer("lecun_normal", "normal", lambda i, o: 1.0 / i),
+    "zeros": Initializer("zeros", "zeros", lambda i, o: 0.0),
+}
+_ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",
+            "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
+_RELU_FAMILY = {"relu", "leaky_relu", "elu", "gelu"}
+
+
+def default_for(activation_name):
+    """``he_uniform`` for the ReLU family, ``glorot_uniform`` for everything else."""
+    return REGISTRY["he_uniform" if activation_name in _RELU_FAMILY else "glorot_uniform"]
+
+
+def register(name, init):
+    """Register a callable ``init(shape, rng, dtype)`` under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(f"initializer name must be a non-empty string, got {describe(name)}")
+    REGISTRY[name] = init
+    return init
+
+
+def get(spec):
+    """Resolve an initializer from a name, a config dict or a callable."""
+    if isinstance(spec, dict):
+        spec = spec.get("name")
+    if isinstance(spec, str):
+        key = spec.lower().replace("-", "_")
+        key = _ALIASES.get(key, key)
+        if key not in REGISTRY:
+            raise UnknownNameError(
+                f"unknown initializer {spec!r}; valid names: {', '.join(sorted(REGISTRY))}"
+            )
+        return REGISTRY[key]
+    if callable(spec):
+        return spec
+    raise InvalidTypeError(f"initializer must be a name or a callable(shape, rng, dtype), got {describe(spec)}")

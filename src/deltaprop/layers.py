@@ -1,0 +1,199 @@
+"""The fully connected layer.
+
+Row form of the seed's equations for a batch of ``m`` samples (rows):
+
+    Z = A_prev @ W.T + b            A = σ(Z)                  (forward)
+    Δ = G ⊙ σ'(Z)                                              (G = ∂L/∂A)
+    grad_W = Δ.T @ A_prev           grad_b = Δ.sum(axis=0)
+    G_prev = Δ @ W                                             (skipped for the first layer)
+
+``W`` has shape ``(n_out, n_in)``, so it is the seed's ``W^(l)`` itself.
+"""
+
+import numpy as np
+
+from . import activations, initializers
+from .errors import InvalidArgumentError, InvalidTypeError, describe
+
+__all__ = ["Dense"]
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidTypeError(f"{name} must be a positive integer, got {describe(value)}")
+    if value <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Dense:
+    r"""Fully connected layer: ``a = σ(W a_prev + b)``, batched as ``A = σ(A_prev Wᵀ + b)``.
+
+    Parameters
+    ----------
+    n_in : int
+        Number of inputs (units of the previous layer, or features).
+    n_out : int
+        Number of units.
+    activation : str, dict, Activation or None, default "identity"
+        σ, resolved by :func:`deltaprop.activations.get`.
+    initializer : str or callable, optional
+        Scheme for ``W`` (biases start at zero). Default: He uniform for the
+        ReLU family, Glorot uniform otherwise.
+    dropout : float, default 0.0
+        Probability of zeroing each output unit while training (inverted
+        dropout: kept units are scaled by ``1 / (1 - dropout)``, so nothing
+        changes at prediction time, where dropout is off).
+
+    Attributes
+    ----------
+    W : ndarray of shape (n_out, n_in)
+        View into the network's flat ``params``.
+    b : ndarray of shape (n_out,)
+        View into ``params``.
+    grad_W, grad_b : ndarray
+        Views into the network's flat ``grads``, same shapes, overwritten by
+        each backward pass (never accumulated).
+
+    Notes
+    -----
+    The layer keeps what its backward pass needs from the forward pass:
+    ``a_prev``, ``z`` and ``a`` (and the dropout mask). Its workspaces are
+    sized for the largest batch seen and reused; a shorter batch uses their
+    first rows.
+    """
+
+    def __init__(self, n_in, n_out, activation="identity", initializer=None, dropout=0.0):
+        self.n_in = _positive_int(n_in, "n_in")
+        self.n_out = _positive_int(n_out, "n_out")
+        self.activation = activations.get(activation)
+        act_name = getattr(self.activation, "name", None)
+        self.initializer = (
+            initializers.default_for(act_name) if initializer is None else initializers.get(initializer)
+        )
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)):
+            raise InvalidTypeError(f"dropout must be a number in [0, 1), got {describe(dropout)}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise InvalidArgumentError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        self.W = self.b = self.grad_W = self.grad_b = None
+        self._capacity = 0
+        self.a_prev = self.z = self.a = self.out = self.mask = None
+
+    @property
+    def n_params(self):
+        return self.n_out * self.n_in + self.n_out
+
+    def bind(self, params, grads):
+        """Make ``W``, ``b``, ``grad_W``, ``grad_b`` views into flat arrays of ``n_params`` entries."""
+        k = self.n_out * self.n_in
+        self.W = params[:k].reshape(self.n_out, self.n_in)
+        self.b = params[k:]
+        self.grad_W = grads[:k].reshape(self.n_out, self.n_in)
+        self.grad_b = grads[k:]
+
+    def initialize(self, rng):
+        """Draw ``W`` from the initializer (using ``rng``) and set ``b`` to zero, in place."""
+        self.W[...] = self.initializer((self.n_out, self.n_in), rng, self.W.dtype)
+        self.b[...] = 0
+
+    def _ensure_workspace(self, m, dtype, need_input_grad):
+        if m <= self._capacity and self._z.dtype == dtype and (self._g_prev is not None or not need_input_grad):
+            return
+        cap = max(m, self._capacity if self._z is not None and self._z.dtype == dtype else 0)
+        self._z = np.empty((cap, self.n_out), dtype=dtype)
+        identity = isinstance(self.activation, activations.Identity)
+        # The identity's output is Z itself: no second buffer, no copy.
+        self._a = self._z if identity else np.empty((cap, self.n_out), dtype=dtype)
+        self._out = np.empty((cap, self.n_out), dtype=dtype) if self.dropout else None
+        self._g_prev = np.empty((cap, self.n_in), dtype=dtype) if need_input_grad else None
+        self._capacity = cap
+
+    _z = _a = _out = _g_prev = None
+
+    def forward(self, a_prev, training=False, rng=None, need_input_grad=True, mask_rows=None):
+        """Compute the layer's output for a batch.
+
+        Parameters
+        ----------
+        a_prev : ndarray of shape (m, n_in)
+            Previous layer's output (C-contiguous, the network's dtype).
+        training : bool
+            Apply dropout (drawing the mask from ``rng``).
+        rng : numpy.random.Generator
+            Needed when ``training`` and ``dropout > 0``.
+        need_input_grad : bool
+            Whether a later backward pass must return ``∂L/∂a_prev`` (False
+            for the first layer: the input's delta is never needed).
+        mask_rows : (start, total), optional
+            This batch is rows ``start:start+m`` of a global batch of
+            ``total`` rows (data-parallel training): the dropout mask is drawn
+            for the whole global batch and these rows are used, so every
+            process draws the same numbers as a single process would.
+
+        Returns
+        -------
+        ndarray of shape (m, n_out)
+            A view of the layer's workspace, valid until its next forward.
+        """
+        m = a_prev.shape[0]
+        self._ensure_workspace(m, a_prev.dtype, need_input_grad)
+        z = self._z[:m]
+        np.matmul(a_prev, self.W.T, out=z)
+        z += self.b
+        a = self.activation.forward(z, self._a[:m])
+        self.a_prev, self.z, self.a = a_prev, z, a
+        if training and self.dropout:
+            keep = 1.0 - self.dropout
+            if mask_rows is None:
+                mask = rng.random((m, self.n_out), dtype=a.dtype) < keep
+            else:
+                start, total = mask_rows
+                mask = rng.random((total, self.n_out), dtype=a.dtype)[start:start + m] < keep
+            self.mask = mask.astype(a.dtype)
+            self.mask *= 1.0 / keep
+            self.out = np.multiply(a, self.mask, out=self._out[:m])
+        else:
+            self.mask = None
+            self.out = a
+        return self.out
+
+    def backward(self, grad, need_input_grad=True):
+        """Backpropagate ``grad = ∂L/∂out`` (shape (m, n_out)); fills ``grad_W``, ``grad_b``.
+
+        ``grad`` is overwritten with the layer's delta ``Δ = grad ⊙ σ'(Z)``.
+        Returns ``∂L/∂a_prev = Δ @ W`` (a workspace view), or None when
+        ``need_input_grad`` is False.
+        """
+        if self.mask is not None:
+            grad *= self.mask
+        delta = self.activation.backward(self.z, self.a, grad, grad)
+        return self.backward_delta(delta, need_input_grad)
+
+    def backward_delta(self, delta, need_input_grad=True):
+        """Given the layer's delta ``Δ = ∂L/∂Z`` (shape (m, n_out)), fill the gradients.
+
+        ``grad_W = Δᵀ A_prev`` and ``grad_b = Σ_rows Δ`` (a sum over the
+        batch: the 1/m of the mean loss is already inside Δ). Returns
+        ``Δ @ W`` or None.
+        """
+        np.matmul(delta.T, self.a_prev, out=self.grad_W)
+        np.sum(delta, axis=0, out=self.grad_b)
+        if not need_input_grad:
+            return None
+        return np.matmul(delta, self.W, out=self._g_prev[: delta.shape[0]])
+
+    def get_config(self):
+        act = self.activation
+        return {
+            "type": "Dense",
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "activation": act.get_config() if hasattr(act, "get_config") else {"name": getattr(act, "name", repr(act))},
+            "initializer": getattr(self.initializer, "name", None),
+            "dropout": self.dropout,
+        }
+
+    def __repr__(self):
+        extra = f", dropout={self.dropout}" if self.dropout else ""
+        return f"Dense({self.n_in}, {self.n_out}, activation={getattr(self.activation, 'name', self.activation)!r}{extra})"
