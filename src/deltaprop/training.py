@@ -356,7 +356,7 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         clipnorm=None, schedule=None, shuffle=True, validation_data=None, validation_split=0.0, metrics=None,
         callbacks=None, early_stopping=None, class_weight=None, sample_weight=None, checkpoint_dir=None,
         checkpoint_every=1, checkpoint_unit="epoch", keep_checkpoints=3, resume_from=None, verbose=1,
-        log_path=None, comm=None):
+        log_path=None, comm=None, distributed=False):
     """Train ``network`` on ``(X, y)`` with mini-batch gradient descent.
 
     Parameters
@@ -405,6 +405,9 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         Append one JSON line per epoch.
     comm : communicator, optional
         For data-parallel training (see :mod:`deltaprop.distributed`).
+    distributed : bool, default False
+        Shorthand for ``comm=deltaprop.distributed.MPIComm()`` (MPI_COMM_WORLD),
+        for scripts started with ``mpiexec -n N``.
 
     Returns
     -------
@@ -412,6 +415,10 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
     """
     epochs = _positive_int(epochs, "epochs")
     batch_size = _positive_int(batch_size, "batch_size")
+    if comm is None and distributed:
+        from .distributed import MPIComm
+
+        comm = MPIComm()
     comm = LocalComm() if comm is None else comm
 
     # ---------------------------------------------------------------- data
@@ -508,6 +515,10 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
                                     keep=keep_checkpoints))
         if resume_from is not None:
             restore(run, resume_from, cbs)
+    if comm.size > 1:
+        # Parameters, optimizer state, generator state and position from rank 0:
+        # replicas can never start apart.
+        comm.sync_run(run, cbs)
 
     return _loop(run, data, val, val_metrics, cbs, shuffle)
 
