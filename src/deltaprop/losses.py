@@ -357,7 +357,11 @@ def _build(name, params):
 def _numeric(y, name):
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
-        raise InvalidTypeError(f"{name} needs numeric targets, got an array of dtype {y.dtype}")
+        hint = ""
+        if y.dtype.kind in "OUS":
+            hint = (" (for class labels, encode them first: classes, y = deltaprop.data.encode_labels(y); "
+                    "the scikit-learn estimators and the command line do this for you)")
+        raise InvalidTypeError(f"{name} needs numeric targets, got an array of dtype {y.dtype}{hint}")
     return y
 
 
