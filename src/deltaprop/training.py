@@ -538,7 +538,9 @@ def _loop(run, data, val, val_metrics, cbs, shuffle):
     loss_box = np.zeros(1)
     run.start_epoch, run.start_batch = run.epoch, run.batch
     _call(cbs, "on_train_begin", run)
-    with _InterruptFlag() as interrupt:
+    # Overflow inside a diverging step is reported once, as a DivergenceError
+    # naming the epoch and step, instead of a stream of NumPy warnings.
+    with _InterruptFlag() as interrupt, np.errstate(over="ignore", invalid="ignore"):
         while run.epoch < run.epochs and not run.stop_training:
             epoch = run.epoch
             if run.batch == 0:
