@@ -176,7 +176,7 @@ class BinaryCrossentropy(Loss):
         if t.size and (t.min() < 0 or t.max() > 1):
             bad = t[(t < 0) | (t > 1)][0]
             raise DataError(
-                f"binary_crossentropy needs targets in [0, 1] (labels 0/1), got a target of {bad!r}"
+                f"binary_crossentropy needs targets in [0, 1] (labels 0/1), got a target of {bad.item()!r}"
             )
         return t
 
@@ -254,7 +254,7 @@ class Hinge(Loss):
             t = _real_targets(y, n_out, dtype, self.name)
             if t.size and not np.all((t == 0) | (t == 1)):
                 bad = t[(t != 0) & (t != 1)][0]
-                raise DataError(f"hinge with one output needs 0/1 labels, got {bad!r}")
+                raise DataError(f"hinge with one output needs 0/1 labels, got {bad.item()!r}")
             return t
         return _class_targets(y, n_out, dtype, self.name)
 
@@ -388,7 +388,7 @@ def _class_targets(y, n_out, dtype, name):
         if y.dtype.kind == "f":
             if not np.all(np.isfinite(idx)) or np.any(idx != np.round(idx)):
                 bad = idx[~np.isfinite(idx) | (idx != np.round(idx))][0]
-                raise DataError(f"{name} needs integer class indices, got {bad!r}")
+                raise DataError(f"{name} needs integer class indices, got {bad.item()!r}")
         idx = idx.astype(np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= n_out):
             bad = idx[(idx < 0) | (idx >= n_out)][0]
@@ -401,5 +401,5 @@ def _class_targets(y, n_out, dtype, name):
         return one_hot
     t = _real_targets(y, n_out, dtype, name)
     if t.size and t.min() < 0:
-        raise DataError(f"{name} needs non-negative class probabilities, got {t.min()!r}")
+        raise DataError(f"{name} needs non-negative class probabilities, got {t.min().item()!r}")
     return t

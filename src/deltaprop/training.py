@@ -146,14 +146,14 @@ class _Data:
     def __init__(self, network, X, Y, w):
         self.network = network
         self.streaming = isinstance(X, np.memmap) and X.nbytes > STREAM_BYTES
-        if self.streaming:
+        if self.streaming or isinstance(X, np.memmap):
             if X.ndim != 2 or X.shape[1] != network.n_in:
                 raise DataError(f"X must have shape (n_samples, {network.n_in}), got {X.shape}")
             if X.dtype.kind not in "biuf":
                 raise InvalidTypeError(f"X must be a numeric array, got dtype {X.dtype}")
-            self.X = X
-        else:
-            self.X = network._check_X(X)
+        # In-memory X arrives checked and converted by fit; a small memmap is
+        # read into memory here; a large one is checked batch by batch.
+        self.X = network._check_X(X) if isinstance(X, np.memmap) and not self.streaming else X
         self.Y, self.w = Y, w
         self.n = self.X.shape[0]
         self._bufs = None
@@ -423,10 +423,10 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
 
     # ---------------------------------------------------------------- data
     X_is_mm = isinstance(X, np.memmap)
-    Xa = X if X_is_mm else np.asarray(X)
-    if not X_is_mm and Xa.dtype.kind not in "biuf":
-        raise InvalidTypeError(f"X must be a numeric array, got dtype {Xa.dtype}")
-    n_total = Xa.shape[0] if Xa.ndim else 0
+    # In-memory X is checked (numeric, 2-D, finite) and converted to the
+    # network's dtype once, here; a memmap is checked batch by batch.
+    Xa = X if X_is_mm else network._check_X(X)
+    n_total = Xa.shape[0]
     Y = network.prepare_targets(y)
     if Y.shape[0] != n_total:
         raise DataError(f"X has {n_total} samples but y has {Y.shape[0]}")
