@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 from . import activations, initializers, losses, metrics, optimizers, schedules
 from .callbacks import Callback, EarlyStopping, JSONLogger, LambdaCallback, ProgressBar
+from .gradcheck import gradcheck  # the function; the module stays importable as deltaprop.gradcheck
 from .errors import (
     DataError,
     DeltapropError,
@@ -88,9 +89,3 @@ def load(path):
 
     return _load(path)
 
-
-def gradcheck(network, X, y, **kwargs):
-    """Backprop versus float64 finite differences; see :func:`deltaprop.gradcheck.gradcheck`."""
-    from .gradcheck import gradcheck as _gradcheck
-
-    return _gradcheck(network, X, y, **kwargs)

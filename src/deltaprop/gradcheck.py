@@ -15,27 +15,29 @@ only by float64 rounding of ``L`` (about 1e-11 absolute for a loss of order 1).
 
 The error reported for each block (a layer's ``W`` or ``b``) is
 
-    max_i |g_i - d_i| / max(max_i |g_i|, max_i |d_i|, tiny)
+    max_i |g_i - d_i| / max(max_i |g_i|, max_i |d_i|, floor)
 
 with ``g`` the backpropagated and ``d`` the finite-difference gradient: the
-largest discrepancy relative to the block's largest gradient entry.
+largest discrepancy relative to the block's largest gradient entry. The floor,
+``sqrt(eps) · max(1, |L|)`` (about 1.5e-8 for a loss of order 1), keeps a
+block whose true gradient is exactly zero from reporting the finite
+differences' rounding noise as a relative error of 1.
 """
 
 import numpy as np
 
+from .layers import Dense
 from .network import Network
 
 __all__ = ["gradcheck", "directional_check", "numerical_gradient"]
 
 
 def _float64_copy(network):
-    config = network.get_config()
-    config["dtype"] = "float64"
-    copy = Network.from_config(config, seed=0)
-    # Keep the very objects (custom activations or losses) of the original.
-    copy.loss = network.loss
-    for mine, theirs in zip(copy.layers, network.layers):
-        mine.activation = theirs.activation
+    # Built from the very activation and loss objects of the original, so a
+    # custom object that is not in any registry can be checked too.
+    layers = [Dense(layer.n_in, layer.n_out, activation=layer.activation, initializer="zeros")
+              for layer in network.layers]
+    copy = Network(layers, loss=network.loss, dtype="float64", seed=0)
     copy.params[...] = network.params
     return copy
 
@@ -120,8 +122,9 @@ def gradcheck(network, X, y, sample_weight=None, h=1e-5, max_entries=None, seed=
     """
     net, X, Y, scale = _prepare(network, X, y, sample_weight)
     net.forward(X, training=False)
-    net.backward(Y, scale)
+    loss = net.backward(Y, scale)
     backprop = net.grads.copy()
+    floor = np.sqrt(np.finfo(np.float64).eps) * max(1.0, abs(loss))
     rng = np.random.default_rng(seed)
     blocks, offset = [], 0
     for layer in net.layers:
@@ -140,7 +143,7 @@ def gradcheck(network, X, y, sample_weight=None, h=1e-5, max_entries=None, seed=
         row = {"layer": layer_no + 1}
         for name, idx in zip(("W", "b"), chosen[2 * layer_no: 2 * layer_no + 2]):
             g, d = backprop[idx], numeric[idx]
-            denom = max(np.max(np.abs(g), initial=0.0), np.max(np.abs(d), initial=0.0), np.finfo(np.float64).tiny)
+            denom = max(np.max(np.abs(g), initial=0.0), np.max(np.abs(d), initial=0.0), floor)
             row[name] = float(np.max(np.abs(g - d), initial=0.0) / denom)
         report.append(row)
     return report
