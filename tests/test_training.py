@@ -273,3 +273,21 @@ def test_memmap_input_is_streamed_and_matches_in_memory_training(tmp_path, monke
     b = small_net(dropout=0.2)
     b.fit(X.astype(np.float32), y, epochs=3, batch_size=10, verbose=0)
     np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_a_batch_whose_weights_are_all_zero_takes_no_step():
+    X, y = blobs(n=6)
+    w = np.array([0, 0, 1, 1, 1, 1.0])
+    a = small_net(dtype="float64")
+    h = a.fit(X, y, epochs=1, batch_size=2, shuffle=False, sample_weight=w, verbose=0,
+              optimizer=dp.SGD(learning_rate=0.1))
+    b = small_net(dtype="float64")
+    b.fit(X[2:], y[2:], epochs=1, batch_size=2, shuffle=False, verbose=0, optimizer=dp.SGD(learning_rate=0.1))
+    np.testing.assert_array_equal(a.params, b.params)
+    assert np.isfinite(h["loss"][0])
+
+
+def test_validation_weights_are_checked():
+    X, y = blobs(n=12)
+    with pytest.raises(dp.DataError, match="2 entries for 12 samples"):
+        small_net().fit(X, y, epochs=1, verbose=0, validation_data=(X, y, np.ones(2)))

@@ -58,6 +58,8 @@ __all__ = [
     "evaluate",
     "save",
     "load",
+    "DeltapropClassifier",
+    "DeltapropRegressor",
     "gradcheck",
     "activations",
     "losses",
@@ -74,6 +76,18 @@ __all__ = [
     "SaveError",
     "DivergenceError",
 ]
+
+
+_LAZY = {"DeltapropClassifier": "estimators", "DeltapropRegressor": "estimators"}
+
+
+def __getattr__(name):
+    # The scikit-learn estimators load scikit-learn: import them only when asked for.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'deltaprop' has no attribute {name!r}")
 
 
 def save(network, path, **kwargs):

@@ -29,18 +29,28 @@ __all__ = ["Initializer", "get", "register", "default_for", "REGISTRY"]
 
 
 class Initializer:
-    """A named scheme: ``kind`` is "uniform" or "normal", ``variance(fan_in, fan_out)``."""
+    """A named scheme: ``kind`` is "uniform", "normal" or "zeros"; variance ``gain / fan``.
 
-    def __init__(self, name, kind, variance):
+    ``fan`` is ``fan_in`` (``mode="fan_in"``) or the mean of ``fan_in`` and
+    ``fan_out`` (``mode="fan_avg"``, Glorot). Plain data, so a network that
+    holds one can be copied.
+    """
+
+    def __init__(self, name, kind, gain=1.0, mode="fan_in"):
         self.name = name
         self.kind = kind
-        self.variance = variance
+        self.gain = gain
+        self.mode = mode
+
+    def variance(self, fan_in, fan_out):
+        fan = fan_in if self.mode == "fan_in" else 0.5 * (fan_in + fan_out)
+        return self.gain / fan
 
     def __call__(self, shape, rng, dtype=np.float32):
         fan_out, fan_in = shape
-        var = self.variance(fan_in, fan_out)
         if self.kind == "zeros":
             return np.zeros(shape, dtype=dtype)
+        var = self.variance(fan_in, fan_out)
         if self.kind == "uniform":
             limit = math.sqrt(3.0 * var)  # U(-r, r) has variance r²/3
             w = rng.uniform(-limit, limit, size=shape)
@@ -56,13 +66,13 @@ class Initializer:
 
 
 REGISTRY = {
-    "glorot_uniform": Initializer("glorot_uniform", "uniform", lambda i, o: 2.0 / (i + o)),
-    "glorot_normal": Initializer("glorot_normal", "normal", lambda i, o: 2.0 / (i + o)),
-    "he_uniform": Initializer("he_uniform", "uniform", lambda i, o: 2.0 / i),
-    "he_normal": Initializer("he_normal", "normal", lambda i, o: 2.0 / i),
-    "lecun_uniform": Initializer("lecun_uniform", "uniform", lambda i, o: 1.0 / i),
-    "lecun_normal": Initializer("lecun_normal", "normal", lambda i, o: 1.0 / i),
-    "zeros": Initializer("zeros", "zeros", lambda i, o: 0.0),
+    "glorot_uniform": Initializer("glorot_uniform", "uniform", 1.0, "fan_avg"),  # 2 / (fan_in + fan_out)
+    "glorot_normal": Initializer("glorot_normal", "normal", 1.0, "fan_avg"),
+    "he_uniform": Initializer("he_uniform", "uniform", 2.0),  # 2 / fan_in
+    "he_normal": Initializer("he_normal", "normal", 2.0),
+    "lecun_uniform": Initializer("lecun_uniform", "uniform", 1.0),  # 1 / fan_in
+    "lecun_normal": Initializer("lecun_normal", "normal", 1.0),
+    "zeros": Initializer("zeros", "zeros", 0.0),
 }
 _ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",
             "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}

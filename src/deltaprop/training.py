@@ -449,8 +449,13 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         Yv = network.prepare_targets(validation_data[1])
         if Yv.shape[0] != Xv.shape[0]:
             raise DataError(f"X_val has {Xv.shape[0]} samples but y_val has {Yv.shape[0]}")
-        wv = None if len(validation_data) == 2 or validation_data[2] is None else \
-            np.asarray(validation_data[2], dtype=np.float64).reshape(-1)
+        wv = None
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            wv = np.asarray(validation_data[2], dtype=np.float64).reshape(-1)
+            if wv.shape[0] != Xv.shape[0]:
+                raise DataError(f"validation sample weights have {wv.shape[0]} entries for {Xv.shape[0]} samples")
+            if not np.all(np.isfinite(wv)) or np.any(wv < 0) or wv.sum() <= 0:
+                raise DataError("validation sample weights must be finite, non-negative and not all zero")
         val = (Xv, Yv, wv)
     elif validation_split:
         if not isinstance(validation_split, (int, float)) or not 0 < validation_split < 1:
@@ -558,8 +563,13 @@ def _loop(run, data, val, val_metrics, cbs, shuffle):
                     r1 = lo + (hi - lo) * (comm.rank + 1) // comm.size
                 else:
                     r0, r1 = lo, hi
-                xb, yb, wb = data.batch(r0, r1)
                 batch_weight = data.weight_sum(lo, hi)  # the global batch's Σw (or its size)
+                if batch_weight == 0:
+                    # Every sample in this batch has weight 0: it carries no
+                    # gradient, so no step is taken (as if it were not there).
+                    run.batch = b + 1
+                    continue
+                xb, yb, wb = data.batch(r0, r1)
                 if wb is None:
                     scale = net.dtype.type(1.0 / batch_weight)
                     wm = ones[: r1 - r0]
