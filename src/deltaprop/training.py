@@ -36,6 +36,11 @@ __all__ = ["fit", "evaluate", "History", "Run", "LocalComm", "class_weights"]
 #: being permuted into memory once per epoch
 STREAM_BYTES = 256 * 2**20
 
+#: data-parallel runs all-reduce each step's metric sums with its loss, so
+#: every rank (and every checkpoint) holds the global sums at every step
+#: (read by :meth:`deltaprop.distributed.MPIComm.sync_run`)
+METRICS_REDUCED_EACH_STEP = True
+
 
 class History:
     """Per-epoch records of a run, as Keras's ``History``.
@@ -177,6 +182,9 @@ class _Data:
 
     def batch(self, r0, r1):
         """Rows ``r0:r1`` of the epoch's order: (X, Y, w or None)."""
+        if r1 <= r0:  # a data-parallel rank with no rows of this batch
+            X0 = np.empty((0, self.network.n_in), dtype=self.network.dtype)
+            return X0, self.Y[:0], None if self.w is None else self.w[:0]
         if not self.streaming:
             w = None if self.we is None else self.we[r0:r1]
             return self.Xe[r0:r1], self.Ye[r0:r1], w
@@ -540,7 +548,9 @@ def _loop(run, data, val, val_metrics, cbs, shuffle):
     rng, bs, n = run.rng, run.batch_size, data.n
     distributed = comm.size > 1
     ones = np.ones(bs)
-    loss_box = np.zeros(1)
+    # one small all-reduce per step: [batch loss, Ctrl-C seen, each metric's sums]
+    n_sums = [m.sums.size for m in run.metrics]
+    step_box = np.zeros(2 + sum(n_sums))
     run.start_epoch, run.start_batch = run.epoch, run.batch
     _call(cbs, "on_train_begin", run)
     # Overflow inside a diverging step is reported once, as a DivergenceError
@@ -578,13 +588,26 @@ def _loop(run, data, val, val_metrics, cbs, shuffle):
                     wm = wb
                 out = net.forward(xb, training=True, rng=rng,
                                   mask_rows=(r0 - lo, hi - lo) if distributed else None)
-                for m in run.metrics:
-                    m.update(out, yb, wm)
+                if not distributed:
+                    for m in run.metrics:
+                        m.update(out, yb, wm)
                 loss = net.backward(yb, scale)
                 if distributed:
-                    loss_box[0] = loss
+                    step_box[0], step_box[1] = loss, float(interrupt.hit)
+                    at = 2
+                    for m, k in zip(run.metrics, n_sums):
+                        kept, m.sums = m.sums, step_box[at:at + k]
+                        m.sums[...] = 0.0
+                        m.update(out, yb, wm)
+                        m.sums = kept
+                        at += k
                     comm.allreduce_sum(net.grads)
-                    loss = float(comm.allreduce_sum(loss_box)[0])
+                    comm.allreduce_sum(step_box)
+                    loss, interrupted = float(step_box[0]), step_box[1] > 0  # the same on every rank
+                    at = 2
+                    for m, k in zip(run.metrics, n_sums):
+                        m.sums += step_box[at:at + k]
+                        at += k
                 if not math.isfinite(loss):
                     raise DivergenceError(
                         f"training diverged: the loss is {loss} at epoch {epoch + 1}, step {run.step + 1} "
@@ -598,16 +621,15 @@ def _loop(run, data, val, val_metrics, cbs, shuffle):
                 run.loss_sum += loss * batch_weight
                 run.weight_sum += batch_weight
                 _call(cbs, "on_batch_end", run, b, {"loss": loss})
-                if interrupt.hit:
+                if (interrupted if distributed else interrupt.hit):
                     run.elapsed += time.perf_counter() - t0
                     _call(cbs, "on_interrupt", run)
+                    if distributed:
+                        comm.barrier()  # rank 0's checkpoint is on disk before any rank stops
                     where = f"; checkpoint written to {run.checkpoint_path}" if run.checkpoint_path else ""
                     raise KeyboardInterrupt(
                         f"training interrupted at epoch {epoch + 1}, batch {b + 1}{where}"
                     )
-            if distributed:
-                for m in run.metrics:
-                    comm.allreduce_sum(m.sums)
             if not np.all(np.isfinite(net.params)):
                 raise DivergenceError(f"training diverged: parameters are not finite after epoch {epoch + 1}")
             logs = {"epoch": epoch + 1, "loss": run.loss_sum / run.weight_sum if run.weight_sum else float("nan")}

@@ -1,0 +1,227 @@
+"""Scripts that tests/test_distributed.py runs, under ``mpiexec -n N`` or as one plain process.
+
+    python _mpi_child.py SCENARIO OUTDIR [--plain] [options]
+
+Rank 0 writes the results into OUTDIR: ``NAME.npy`` (final parameters) and
+``NAME.json`` (history and checks). ``--plain`` trains without MPI (the
+single-process reference); otherwise every run goes through ``MPIComm``.
+Not a test module itself (its name starts with an underscore).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+import deltaprop as dp
+from deltaprop import training
+
+N_SAMPLES, N_FEATURES, N_CLASSES = 203, 8, 3
+
+
+def make_data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N_SAMPLES + 60, N_FEATURES))
+    logits = X @ rng.standard_normal((N_FEATURES, N_CLASSES)) + 0.5 * rng.standard_normal((X.shape[0], N_CLASSES))
+    y = logits.argmax(axis=1)
+    t = np.tanh(X[:, 0] - 0.5 * X[:, 1]) + 0.1 * X[:, 2]
+    w = rng.uniform(0.2, 2.0, X.shape[0])
+    return X[:N_SAMPLES], y[:N_SAMPLES], t[:N_SAMPLES], w[:N_SAMPLES], (X[N_SAMPLES:], y[N_SAMPLES:])
+
+
+def build(name, rank=0):
+    """The network, fit arguments and data of each configuration (``rank``: the caller's rank)."""
+    X, y, t, w, val = make_data()
+    D = dp.Dense
+    if name == "rank_seeded":  # each rank starts from other weights and another generator state
+        net = dp.Network([D(8, 16, activation="relu", dropout=0.2), D(16, 3, activation="softmax")], seed=rank)
+        return net, X, y, dict(epochs=4, batch_size=32, optimizer=dp.Adam(learning_rate=0.01))
+    if name == "mismatched":  # rank 1 asks for another batch size
+        net = dp.Network([D(8, 3, activation="softmax")], seed=0)
+        return net, X, y, dict(epochs=1, batch_size=32 + rank)
+    if name in ("sgd", "memmap"):
+        net = dp.Network([D(8, 16, activation="tanh"), D(16, 3, activation="softmax")], seed=1)
+        return net, X, y, dict(epochs=8, batch_size=32, optimizer=dp.SGD(learning_rate=0.1, momentum=0.9))
+    if name == "adam":
+        net = dp.Network([D(8, 16, activation="relu"), D(16, 16, activation="relu"),
+                          D(16, 3, activation="softmax")], seed=2)
+        return net, X, y, dict(epochs=8, batch_size=50, optimizer=dp.Adam(learning_rate=0.01), sample_weight=w,
+                               class_weight="balanced")
+    if name == "dropout":
+        net = dp.Network([D(8, 32, activation="relu", dropout=0.3), D(32, 16, activation="tanh", dropout=0.2),
+                          D(16, 3, activation="softmax")], seed=3)
+        return net, X, y, dict(epochs=8, batch_size=32, optimizer=dp.Adam(learning_rate=0.005))
+    if name == "float64":
+        net = dp.Network([D(8, 16, activation="tanh", dropout=0.1), D(16, 1)], loss="mean_squared_error",
+                         dtype="float64", seed=4)
+        return net, X, t, dict(epochs=8, batch_size=40, optimizer=dp.Adam(learning_rate=0.01), sample_weight=w)
+    if name in ("tiny", "tiny_memmap"):  # a global batch of 2 rows: with 3 ranks one rank has none
+        net = dp.Network([D(8, 6, activation="relu"), D(6, 6, activation="relu", dropout=0.2),
+                          D(6, 3, activation="softmax")], seed=5)
+        return net, X[:11], y[:11], dict(epochs=3, batch_size=2, optimizer=dp.SGD(learning_rate=0.1))
+    if name == "early":
+        net = dp.Network([D(8, 32, activation="relu"), D(32, 3, activation="softmax")], seed=6)
+        return net, X, y, dict(epochs=40, batch_size=16, optimizer=dp.Adam(learning_rate=0.05),
+                               validation_data=val, early_stopping={"patience": 1, "monitor": "val_loss"},
+                               metrics=["accuracy"])
+    raise SystemExit(f"unknown configuration {name!r}")
+
+
+class RecordingMemmap(np.memmap):
+    """A memmap that records which rows the training loop reads."""
+
+    rows_read = None
+
+    def __getitem__(self, key):
+        if RecordingMemmap.rows_read is not None:
+            idx = np.arange(self.shape[0])[key] if not isinstance(key, tuple) else np.arange(self.shape[0])[key[0]]
+            RecordingMemmap.rows_read.extend(np.atleast_1d(idx).tolist())
+        return super().__getitem__(key)
+
+
+def fit_config(name, comm, outdir):
+    net, X, y, kwargs = build(name, 0 if comm is None else comm.rank)
+    streamed = name.endswith("memmap")
+    if streamed:
+        path = os.path.join(outdir, f"X-{name}.npy")
+        if comm is None or comm.is_root:
+            np.save(path, X)
+        if comm is not None:
+            comm.barrier()
+        X = np.load(path, mmap_mode="r").view(RecordingMemmap)
+        RecordingMemmap.rows_read = []
+    saved = training.STREAM_BYTES
+    if streamed:
+        training.STREAM_BYTES = 0  # stream it batch by batch, as a large file would be
+    try:
+        history = net.fit(X, y, verbose=0, comm=comm, **kwargs)
+    finally:
+        training.STREAM_BYTES = saved
+    return net, history
+
+
+def history_rows(history):
+    return [{k: v for k, v in row.items() if k != "time"} for row in history.to_list()]
+
+
+def scenario_train(args, comm):
+    names = args.configs.split(",")
+    for name in names:
+        net, history = fit_config(name, comm, args.outdir)
+        info = {"history": history_rows(history)}
+        if comm is not None:
+            everyone = comm.allgather({"params": net.params.tobytes().hex(), "history": info["history"]})
+            info["same_on_all_ranks"] = all(e == everyone[0] for e in everyone)
+            if name.endswith("memmap"):
+                info["rows_read"] = comm.allgather(len(RecordingMemmap.rows_read))
+                info["distinct_rows_read"] = comm.allgather(len(set(RecordingMemmap.rows_read)))
+            if name == args.repeat:
+                again, _ = fit_config(name, comm, args.outdir)
+                info["repeat_identical"] = bool(np.array_equal(again.params, net.params))
+            info["size"] = comm.size
+            info["reduce_calls"] = comm.reduce_calls
+        if comm is None or comm.is_root:
+            np.save(os.path.join(args.outdir, f"{name}.npy"), net.params)
+            with open(os.path.join(args.outdir, f"{name}.json"), "w") as f:
+                json.dump(info, f)
+
+
+def scenario_resume(args, comm):
+    """A configuration (default dropout) with checkpoints; optionally resumed from one."""
+    net, X, y, kwargs = build(args.config)
+    kwargs.update(checkpoint_dir=args.ckpt_dir, checkpoint_every=args.every, checkpoint_unit=args.unit,
+                  keep_checkpoints=100, resume_from=args.resume_from,
+                  log_path=os.path.join(args.outdir, f"{args.name}.jsonl"))
+    history = net.fit(X, y, verbose=args.verbose, comm=comm, **kwargs)
+    if comm is None or comm.is_root:
+        np.save(os.path.join(args.outdir, f"{args.name}.npy"), net.params)
+        with open(os.path.join(args.outdir, f"{args.name}.json"), "w") as f:
+            json.dump({"history": history_rows(history)}, f)
+
+
+def scenario_fail(args, comm):
+    """Rank 1 fails at step 7 of a run that checkpoints every 2 steps."""
+
+    def on_batch_end(run, batch, logs):
+        if comm.rank == 1 and run.step == 7:
+            if args.mode == "exit1":
+                os._exit(1)
+            if args.mode == "raise":
+                raise RuntimeError("injected failure on rank 1")
+            if args.mode == "leave":
+                sys.exit(0)  # leaves fit while the others wait in the next all-reduce
+
+    net, X, y, kwargs = build("sgd")
+    kwargs.update(checkpoint_dir=args.ckpt_dir, checkpoint_every=2, checkpoint_unit="step", keep_checkpoints=100,
+                  callbacks=[dp.LambdaCallback(on_batch_end=on_batch_end)])
+    net.fit(X, y, verbose=0, comm=comm, **kwargs)
+
+
+def scenario_reduce(args, comm):
+    """allreduce_sum against a rank-ordered float64 sum computed locally; bcast; allgather."""
+    from deltaprop.distributed import ordered_sum
+
+    out = {}
+    for dtype in (np.float32, np.float64):
+        for n in (1, 5, 1000, 100_003):
+            parts = np.stack([
+                (np.random.default_rng(100 + r).standard_normal(n) * 10.0 ** np.random.default_rng(r).integers(
+                    -8, 8, n)).astype(dtype) for r in range(comm.size)])
+            mine = parts[comm.rank].copy()
+            got = comm.allreduce_sum(mine)
+            want = ordered_sum(parts, np.empty(n, dtype=dtype))
+            naive32 = parts.sum(axis=0, dtype=dtype)
+            key = f"{np.dtype(dtype).name}-{n}"
+            out[key] = {"exact": bool(np.array_equal(got, want)),
+                        "dtype_kept": got.dtype == dtype,
+                        "differs_from_naive": int(np.count_nonzero(got != naive32))}
+    obj = {"a": [1, 2.5, None], "nan": float("nan"), "rank": comm.rank}
+    got = comm.bcast(obj if comm.is_root else None)
+    out["bcast"] = got["a"] == [1, 2.5, None] and got["rank"] == 0 and got["nan"] != got["nan"]
+    out["allgather"] = comm.allgather(comm.rank * 10) == [10 * r for r in range(comm.size)]
+    comm.barrier()
+    from deltaprop.distributed import MPIComm
+
+    errors = []
+    for kwargs in ({"timeout": 0}, {"timeout": float("nan")}, {"algorithm": "ring"}, {"comm": "world"}):
+        try:
+            MPIComm(**kwargs)
+            errors.append(None)
+        except (ValueError, TypeError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    out["argument_errors"] = errors
+    out["reduce_calls"] = comm.reduce_calls
+    if comm.is_root:
+        with open(os.path.join(args.outdir, "reduce.json"), "w") as f:
+            json.dump(out, f)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("scenario", choices=["train", "resume", "fail", "reduce"])
+    p.add_argument("outdir")
+    p.add_argument("--plain", action="store_true")
+    p.add_argument("--configs", default="sgd,adam,dropout,float64")
+    p.add_argument("--repeat", default="dropout")
+    p.add_argument("--ckpt-dir")
+    p.add_argument("--resume-from")
+    p.add_argument("--unit", default="epoch")
+    p.add_argument("--every", type=int, default=1)
+    p.add_argument("--name", default="resume")
+    p.add_argument("--config", default="dropout")
+    p.add_argument("--verbose", type=int, default=0)
+    p.add_argument("--mode", default="exit1")
+    args = p.parse_args()
+    comm = None
+    if not args.plain:
+        from deltaprop.distributed import MPIComm
+
+        comm = MPIComm()
+    {"train": scenario_train, "resume": scenario_resume, "fail": scenario_fail,
+     "reduce": scenario_reduce}[args.scenario](args, comm)
+
+
+if __name__ == "__main__":
+    main()
