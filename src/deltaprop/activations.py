@@ -294,7 +294,7 @@ def register(name, cls):
     """Register an activation class (or factory) under ``name`` for :func:`get`."""
     if not isinstance(name, str) or not name:
         raise InvalidArgumentError(f"activation name must be a non-empty string, got {describe(name)}")
-    REGISTRY[name] = cls
+    REGISTRY[name.lower().replace("-", "_")] = cls  # the key get() looks up
     return cls
 
 

@@ -3,10 +3,10 @@
 A checkpoint is a safetensors file (see :mod:`deltaprop.io`) holding
 
 - tensors: ``params`` (the flat parameter store), ``optimizer.{name}`` (each
-  state array), ``perm`` (the current epoch's order, when mid-epoch),
-  ``metrics.{name}`` (the epoch's running metric sums), and
-  ``callbacks.{key}.{name}`` (callback arrays, e.g. early stopping's best
-  weights);
+  state array, aligned with ``params``), ``perm`` (the current epoch's order,
+  when mid-epoch and shuffling), ``metrics.{name}`` (the epoch's running
+  metric sums), and ``callbacks.{key}.{name}`` (callback arrays, e.g. early
+  stopping's best weights);
 - metadata: ``format`` ("deltaprop.checkpoint"), ``format_version``,
   ``architecture`` and ``run`` (JSON: epoch, batch, step, the generator's
   state, optimizer step count and config, the schedule, history, running
@@ -15,49 +15,77 @@ A checkpoint is a safetensors file (see :mod:`deltaprop.io`) holding
 Files are named ``ckpt-e{epoch}-s{step}.safetensors`` and written atomically;
 the newest is the one with the largest step. A kill at any moment leaves
 every previous checkpoint intact (at worst a hidden ``.tmp`` file, removed by
-the next :class:`Checkpointer`).
+the next :class:`Checkpointer`). A checkpoint is never written from
+non-finite parameters or optimizer state, so the newest one is always a
+good state to go back to after a divergence.
+
+Resuming (:func:`restore`, used by ``fit(..., resume_from=...)``) validates
+the whole file first, then checks it against the run (same architecture,
+optimizer, batch size, sample count, shuffling, generator type), and only
+then changes the run: a rejected checkpoint leaves the network untouched.
 """
 
-import glob
-import json
 import math
 import os
 import re
 
 import numpy as np
 
-from .callbacks import Callback
-from .errors import DivergenceError, InvalidArgumentError, ModelFileError
-from .io import _json_field, check_architecture, check_format, read_file, write_file
+from .callbacks import Callback, EarlyStopping
+from .errors import DivergenceError, InvalidArgumentError, ModelFileError, SaveError, describe
+from .io import (
+    MAX_COUNT,
+    check_architecture,
+    check_format,
+    check_tensor,
+    dumps,
+    json_field,
+    n_params,
+    read_file,
+    write_file,
+)
 
 __all__ = ["Checkpointer", "restore", "latest_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "deltaprop.checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
 _NAME = re.compile(r"^ckpt-e(\d+)-s(\d+)\.safetensors$")
+_TMP = re.compile(r"^\.ckpt-e\d+-s\d+\.safetensors\.[0-9a-f]+\.tmp$")
+#: NumPy bit generators whose state a checkpoint may hold
+_BIT_GENERATORS = {name: getattr(np.random, name) for name in ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")}
+
+
+def _checkpoints(folder):
+    """``[(step, epoch, path)]`` of the checkpoint files in ``folder``, oldest first."""
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        match = _NAME.match(entry.name)
+        if match and entry.is_file():
+            found.append((int(match.group(2)), int(match.group(1)), entry.path))
+    found.sort()
+    return found
 
 
 def latest_checkpoint(folder):
-    """Path of the newest checkpoint in ``folder`` (largest step), or None."""
-    best = None
-    for path in glob.glob(os.path.join(os.fspath(folder), "ckpt-e*-s*.safetensors")):
-        match = _NAME.match(os.path.basename(path))
-        if match:
-            key = (int(match.group(2)), int(match.group(1)))
-            if best is None or key > best[0]:
-                best = (key, path)
-    return None if best is None else best[1]
+    """Path of the newest checkpoint in ``folder`` (largest step, then epoch), or None."""
+    found = _checkpoints(os.fspath(folder))
+    return found[-1][2] if found else None
 
 
 def _state(run, cbs):
+    """``(tensors, metadata)`` of a checkpoint of ``run`` as it stands now."""
     net, opt = run.network, run.optimizer
     tensors = {"params": net.params}
     opt_state = opt.state_dict() if hasattr(opt, "state_dict") else {"t": 0, "state": {}}
     for k, v in opt_state["state"].items():
         tensors[f"optimizer.{k}"] = v
-    mid_epoch = 0 < run.batch
-    if mid_epoch and run.perm is not None:
-        tensors["perm"] = run.perm.astype(np.int64)
+    if run.batch > 0 and run.perm is not None:
+        tensors["perm"] = np.asarray(run.perm, dtype=np.int64)
     for m in run.metrics:
         tensors[f"metrics.{m.name}"] = np.asarray(m.sums, dtype=np.float64)
     cb_meta = {}
@@ -75,12 +103,12 @@ def _state(run, cbs):
         "step": run.step,
         "epochs": run.epochs,
         "rng": run.rng.bit_generator.state,
-        "optimizer": {"t": opt_state["t"], "config": opt.get_config() if hasattr(opt, "get_config") else None},
+        "optimizer": {"t": int(opt_state["t"]), "config": opt.get_config() if hasattr(opt, "get_config") else None},
         "schedule": sched.get_config() if hasattr(sched, "get_config") else None,
         "history": run.history.to_list(),
-        "loss_sum": run.loss_sum,
-        "weight_sum": run.weight_sum,
-        "elapsed": run.elapsed,
+        "loss_sum": float(run.loss_sum),
+        "weight_sum": float(run.weight_sum),
+        "elapsed": float(run.elapsed),
         "lr": float(run.lr),
         "stop_training": bool(run.stop_training),
         "callbacks": cb_meta,
@@ -90,8 +118,8 @@ def _state(run, cbs):
     metadata = {
         "format": CHECKPOINT_FORMAT,
         "format_version": str(CHECKPOINT_FORMAT_VERSION),
-        "architecture": json.dumps(net.get_config()),
-        "run": json.dumps(info),
+        "architecture": dumps(net.get_config(), "the network's configuration"),
+        "run": dumps(info, "the run's state"),
     }
     return tensors, metadata
 
@@ -99,56 +127,84 @@ def _state(run, cbs):
 class Checkpointer(Callback):
     """Write a checkpoint every ``every`` epochs (or steps), keeping the last ``keep``.
 
-    Also writes one when training is interrupted with Ctrl-C. Only the root
-    process writes (data-parallel runs). A checkpoint is never written from
-    non-finite parameters, so the last one on disk is always a good state.
+    Also writes one at the end of the run (or when a callback stops it) and
+    when training is interrupted with Ctrl-C. Only the root process writes
+    (data-parallel runs). A checkpoint is never written from non-finite
+    parameters or optimizer state: that raises :class:`DivergenceError` and
+    leaves the good checkpoints in place.
+
+    Parameters
+    ----------
+    folder : path
+        Created if missing. It must not hold checkpoints from beyond the
+        step the run starts at (another timeline, whose files would shadow
+        this run's): resume from them or use another folder.
+    every : int, default 1
+    unit : {"epoch", "step"}, default "epoch"
+    keep : int, default 3
+        Older checkpoints (by step) are deleted.
     """
 
     def __init__(self, folder, every=1, unit="epoch", keep=3):
         if unit not in ("epoch", "step"):
-            raise InvalidArgumentError(f"checkpoint unit must be 'epoch' or 'step', got {unit!r}")
+            raise InvalidArgumentError(f"checkpoint_unit must be 'epoch' or 'step', got {unit!r}")
         for name, value in (("checkpoint_every", every), ("keep_checkpoints", keep)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+                raise InvalidArgumentError(f"{name} must be a positive integer, got {describe(value)}")
         self.folder = os.fspath(folder)
         self.every, self.unit, self.keep = every, unit, keep
+        self.last_written = None
         self._cbs = []
 
     def on_train_begin(self, run):
-        self._cbs = getattr(run, "callbacks", [])
+        self._cbs = getattr(run, "callbacks", None) or self._cbs
         if not run.is_root:
             return
         try:
             os.makedirs(self.folder, exist_ok=True)
         except OSError as exc:
-            from .errors import SaveError
-
             raise SaveError(f"cannot create checkpoint folder {self.folder}: {exc.strerror or exc}") from None
-        for tmp in glob.glob(os.path.join(self.folder, ".ckpt-*.tmp")):
+        with os.scandir(self.folder) as it:
+            stale = [entry.path for entry in it if _TMP.match(entry.name)]
+        for path in stale:
             try:
-                os.unlink(tmp)  # left by a process killed mid-write
+                os.unlink(path)  # left by a process killed mid-write
             except OSError:
                 pass
+        found = _checkpoints(self.folder)
+        if found and found[-1][0] > run.step:
+            raise InvalidArgumentError(
+                f"checkpoint folder {self.folder} already holds {found[-1][2]} (step {found[-1][0]}), beyond "
+                f"this run's start at step {run.step}; resume from it (resume_from={self.folder!r}) or use "
+                f"another checkpoint_dir"
+            )
+
+    def _path(self, run):
+        return os.path.join(self.folder, f"ckpt-e{run.epoch:04d}-s{run.step:09d}.safetensors")
 
     def write(self, run):
-        run.checkpoint_path = os.path.join(self.folder, f"ckpt-e{run.epoch:04d}-s{run.step:09d}.safetensors")
-        if not run.is_root:
-            return
-        if not np.all(np.isfinite(run.network.params)):
-            raise DivergenceError(
-                f"parameters are not finite at step {run.step}; not overwriting good checkpoints"
-            )
-        tensors, metadata = _state(run, self._cbs)
-        write_file(run.checkpoint_path, tensors, metadata)
-        self._prune()
+        """Write a checkpoint of ``run`` now (root process only) and prune old ones."""
+        path = self._path(run)
+        if run.is_root:
+            state = getattr(run.optimizer, "state", None)
+            arrays = [("parameters", run.network.params)]
+            arrays += [(f"optimizer state {k!r}", v) for k, v in state.items()] if isinstance(state, dict) else []
+            bad = [name for name, a in arrays if not np.all(np.isfinite(a))]
+            if bad:
+                last = self.last_written or latest_checkpoint(self.folder)
+                raise DivergenceError(
+                    f"training diverged: {bad[0]} not finite at epoch {run.epoch + (run.batch > 0)}, "
+                    f"step {run.step}; no checkpoint written"
+                    + (f"; the last good checkpoint is {last}" if last else "")
+                )
+            tensors, metadata = _state(run, self._cbs)
+            write_file(path, tensors, metadata)
+            self.last_written = path
+            self._prune()
+        run.checkpoint_path = path
 
     def _prune(self):
-        found = []
-        for path in glob.glob(os.path.join(self.folder, "ckpt-e*-s*.safetensors")):
-            match = _NAME.match(os.path.basename(path))
-            if match:
-                found.append((int(match.group(2)), int(match.group(1)), path))
-        found.sort()
+        found = _checkpoints(self.folder)
         for _, _, path in found[: max(0, len(found) - self.keep)]:
             try:
                 os.unlink(path)
@@ -160,95 +216,245 @@ class Checkpointer(Callback):
             self.write(run)
 
     def on_epoch_end(self, run, epoch, logs):
-        if self.unit == "epoch" and (epoch + 1) % self.every == 0 or run.stop_training or run.epoch == run.epochs:
+        if (self.unit == "epoch" and (epoch + 1) % self.every == 0) or run.stop_training or run.epoch == run.epochs:
             self.write(run)
 
     def on_interrupt(self, run):
-        self.write(run)
+        if self._path(run) == self.last_written:  # this very step is on disk already
+            run.checkpoint_path = self.last_written
+        else:
+            self.write(run)
+
+
+# ------------------------------------------------------------------ loading
+def _number(value, low=-math.inf):
+    return type(value) in (int, float) and math.isfinite(value) and value >= low
+
+
+def _count(value, low=0):
+    return type(value) is int and low <= value <= MAX_COUNT
+
+
+def _check_rng(path, state):
+    """The generator state must be one NumPy accepts and reproduces exactly."""
+    name = state.get("bit_generator")
+    if not isinstance(name, str) or name not in _BIT_GENERATORS:
+        raise ModelFileError(f"{path}: generator {describe(name)} is not one of {', '.join(_BIT_GENERATORS)}")
+    bit_generator = _BIT_GENERATORS[name](0)
+    try:
+        bit_generator.state = state
+        same = dumps(bit_generator.state, "generator state") == dumps(state, "generator state")
+    except Exception:  # noqa: BLE001 - NumPy's setters raise TypeError, ValueError, OverflowError, KeyError
+        same = False
+    if not same:
+        raise ModelFileError(f"{path}: the generator state is invalid")
 
 
 def load_checkpoint(path):
-    """Read and validate a checkpoint file: ``(tensors, architecture, run_info)``."""
+    """Read and validate a checkpoint file: ``(tensors, architecture, run_info)``.
+
+    Everything is checked that does not depend on the run it will resume:
+    field types and ranges, the generator state, the parameter count against
+    the architecture, every tensor's shape, dtype and finiteness, the epoch's
+    order being a permutation.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the problem.
+    """
     path = os.fspath(path)
     tensors, metadata = read_file(path)
     check_format(path, metadata, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION)
-    arch = check_architecture(path, _json_field(path, metadata, "architecture", dict))
-    info = _json_field(path, metadata, "run", dict)
-    for key, kind in (("epoch", int), ("batch", int), ("step", int), ("rng", dict), ("optimizer", dict),
-                      ("history", list), ("loss_sum", (int, float)), ("weight_sum", (int, float)),
-                      ("settings", dict), ("callbacks", dict)):
-        if not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
-            raise ModelFileError(f"{path}: run field {key!r} is missing or of the wrong type")
-    if min(info["epoch"], info["batch"], info["step"]) < 0:
-        raise ModelFileError(f"{path}: negative position in the run")
+    arch = check_architecture(path, json_field(path, metadata, "architecture", dict))
+    info = json_field(path, metadata, "run", dict)
+
+    def need(key, ok, what, default=None, required=True):
+        if key not in info and not required:
+            info[key] = default
+            return
+        if not ok(info.get(key)):
+            raise ModelFileError(f"{path}: run field {key!r} must be {what}, got {describe(info.get(key))}")
+
+    need("epoch", _count, "an integer >= 0")
+    need("batch", _count, "an integer >= 0")
+    need("step", _count, "an integer >= 0")
+    need("epochs", lambda v: _count(v, 1), "an integer >= 1")
+    need("rng", lambda v: isinstance(v, dict), "an object")
+    need("optimizer", lambda v: isinstance(v, dict) and _count(v.get("t"))
+         and isinstance(v.get("config"), (dict, type(None))), "an object with a step count 't' and a 'config'")
+    need("schedule", lambda v: isinstance(v, (dict, type(None))), "an object or null", required=False)
+    need("history", lambda v: isinstance(v, list) and all(
+        isinstance(r, dict) and all(type(x) in (int, float, str, bool, type(None)) for x in r.values()) for r in v),
+        "a list of objects of numbers")
+    need("loss_sum", _number, "a finite number")
+    need("weight_sum", lambda v: _number(v, 0), "a finite number >= 0")
+    need("elapsed", lambda v: _number(v, 0), "a finite number >= 0", 0.0, required=False)
+    need("lr", _number, "a finite number", None, required=False)
+    need("stop_training", lambda v: isinstance(v, bool), "true or false", False, required=False)
+    need("callbacks", lambda v: isinstance(v, dict) and all(isinstance(c, dict) for c in v.values()),
+         "an object of objects")
+    need("settings", lambda v: isinstance(v, dict) and _count(v.get("batch_size"), 1)
+         and _count(v.get("n_samples"), 1), "an object with batch_size and n_samples")
+    need("shuffled", lambda v: isinstance(v, bool), "true or false", True, required=False)
+    _check_rng(path, info["rng"])
+    settings = info["settings"]
+    batches = -(-settings["n_samples"] // settings["batch_size"])
+    if info["batch"] > batches:
+        raise ModelFileError(f"{path}: batch {info['batch']} is beyond the epoch's {batches} batches")
+
+    dtype = arch["dtype"]
     if "params" not in tensors:
         raise ModelFileError(f"{path}: tensor 'params' is missing")
+    check_tensor(path, "params", tensors["params"], (n_params(arch),), dtype)
+    for name, tensor in tensors.items():
+        if name.startswith("optimizer."):
+            check_tensor(path, name, tensor, (n_params(arch),), dtype)
+        elif name.startswith("metrics."):
+            if tensor.ndim != 1:
+                raise ModelFileError(f"{path}: tensor {name!r} must be 1-D, got shape {tensor.shape}")
+            check_tensor(path, name, tensor, tensor.shape, np.float64)
+        elif name.startswith("callbacks."):
+            if name.split(".")[1] not in info["callbacks"]:
+                raise ModelFileError(f"{path}: tensor {name!r} belongs to no callback in the run's state")
+        elif name not in ("params", "perm"):
+            raise ModelFileError(f"{path}: unexpected tensor {name!r}")
+    perm = tensors.get("perm")
+    if perm is not None:
+        n = settings["n_samples"]
+        if info["batch"] == 0 or not info["shuffled"]:
+            raise ModelFileError(f"{path}: tensor 'perm' is present but the run is not mid-epoch with shuffling")
+        check_tensor(path, "perm", perm, (n,), np.int64)
+        if n and (perm.min() < 0 or perm.max() >= n or not np.all(np.bincount(perm, minlength=n) == 1)):
+            raise ModelFileError(f"{path}: tensor 'perm' is not a permutation of 0..{n - 1}")
+    elif info["batch"] > 0 and info["shuffled"]:
+        raise ModelFileError(f"{path}: the epoch's order (tensor 'perm') is missing from a mid-epoch checkpoint")
     return tensors, arch, info
 
 
+def _check_early_stopping(path, meta, arrays, params):
+    ok = (type(meta.get("best")) in (int, float) and not math.isnan(meta["best"])
+          and _count(meta.get("best_epoch"), -1) and _count(meta.get("wait"))
+          and (meta.get("stopped_epoch") is None or _count(meta.get("stopped_epoch"))))
+    if not ok:
+        raise ModelFileError(f"{path}: early stopping state is malformed: {describe(meta)}")
+    if set(arrays) - {"best_params"}:
+        raise ModelFileError(f"{path}: unexpected early stopping arrays {sorted(arrays)}")
+    if "best_params" in arrays:
+        check_tensor(path, "callbacks.early_stopping.best_params", arrays["best_params"], params.shape, params.dtype)
+
+
+def _check_same_network(path, theirs, mine):
+    """The checkpoint's architecture must be the one being trained; name the first difference."""
+    if len(theirs["layers"]) != len(mine["layers"]):
+        raise ModelFileError(f"cannot resume {path}: its network has {len(theirs['layers'])} layers, "
+                             f"the network being trained has {len(mine['layers'])}")
+    for i, (a, b) in enumerate(zip(theirs["layers"], mine["layers"], strict=True)):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                raise ModelFileError(f"cannot resume {path}: its layer {i} has {key}={describe(a.get(key))}, "
+                                     f"the network being trained has {key}={describe(b.get(key))}")
+    for key in ("loss", "dtype"):
+        if theirs[key] != mine[key]:
+            raise ModelFileError(f"cannot resume {path}: its network's {key} is {describe(theirs[key])}, "
+                                 f"the network being trained has {describe(mine[key])}")
+
+
 def restore(run, path, cbs):
-    """Put a checkpoint's state into ``run`` (and the callbacks) so the loop continues it."""
+    """Put a checkpoint's state into ``run`` (and the callbacks) so the loop continues it exactly.
+
+    Parameters
+    ----------
+    run : deltaprop.training.Run
+    path : path
+        A checkpoint, or a folder (its newest checkpoint).
+    cbs : list of callbacks
+        Those with a ``state_key`` found in the checkpoint get ``set_state``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        A folder without checkpoints.
+    ModelFileError
+        A corrupt checkpoint, or one that does not match this run (architecture,
+        optimizer, batch size, number of samples, shuffling, generator type,
+        metrics); nothing in the run is changed then.
+    """
     path = os.fspath(path)
     if os.path.isdir(path):
         found = latest_checkpoint(path)
         if found is None:
-            raise InvalidArgumentError(f"no checkpoint to resume from in {path}")
+            raise InvalidArgumentError(f"no checkpoint (ckpt-*.safetensors) to resume from in {path}")
         path = found
     tensors, arch, info = load_checkpoint(path)
     net, opt = run.network, run.optimizer
-    mine = net.get_config()
-    if arch["layers"] != mine["layers"] or arch["loss"] != mine["loss"] or arch["dtype"] != mine["dtype"]:
-        raise ModelFileError(f"{path}: the checkpoint's network differs from the one being trained")
+
+    # ---- everything checked against the run before anything changes
+    _check_same_network(path, arch, net.get_config())
     for key in ("batch_size", "n_samples", "n_in", "n_out", "shuffle"):
         theirs, ours = info["settings"].get(key), run.settings.get(key)
         if theirs != ours:
-            raise InvalidArgumentError(
+            raise ModelFileError(
                 f"cannot resume {path}: it was made with {key}={theirs!r}, this run has {key}={ours!r}"
             )
     saved_opt = (info["optimizer"].get("config") or {}).get("name")
-    if saved_opt != opt.get_config().get("name"):
-        raise InvalidArgumentError(f"cannot resume {path}: it used optimizer {saved_opt!r}, this run {opt.get_config().get('name')!r}")
-    params = tensors["params"]
-    if params.shape != net.params.shape or params.dtype != net.params.dtype or not np.all(np.isfinite(params)):
-        raise ModelFileError(f"{path}: 'params' has shape {params.shape} and dtype {params.dtype}; expected "
-                             f"{net.params.shape} {net.params.dtype}, all finite")
-    np.copyto(net.params, params)
+    our_opt = opt.get_config().get("name") if hasattr(opt, "get_config") else None
+    if saved_opt != our_opt:
+        raise ModelFileError(f"cannot resume {path}: it used optimizer {saved_opt!r}, this run uses {our_opt!r}")
     state = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
-    for k, v in state.items():
-        if v.shape != net.params.shape:
-            raise ModelFileError(f"{path}: optimizer state {k!r} has shape {v.shape}, expected {net.params.shape}")
-    opt.load_state_dict({"t": info["optimizer"].get("t", 0), "state": state})
-    try:
-        run.rng.bit_generator.state = info["rng"]
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ModelFileError(f"{path}: generator state is invalid ({exc})") from None
+    wanted = set(opt.state_dict()["state"]) if hasattr(opt, "state_dict") else set(state)
+    if set(state) != wanted:
+        raise ModelFileError(
+            f"cannot resume {path}: it holds optimizer state {sorted(state)}, {our_opt!r} here needs {sorted(wanted)}"
+        )
+    rng_name = type(run.rng.bit_generator).__name__
+    if info["rng"]["bit_generator"] != rng_name:
+        raise ModelFileError(
+            f"cannot resume {path}: its generator is {info['rng']['bit_generator']}, this run's is {rng_name}"
+        )
+    if info["batch"] > 0:
+        for m in run.metrics:
+            sums = tensors.get(f"metrics.{m.name}")
+            if sums is None or sums.shape != np.shape(m.sums):
+                raise ModelFileError(
+                    f"cannot resume {path} mid-epoch: it lacks the running sums of metric {m.name!r} "
+                    f"(or they have another shape)"
+                )
+    cb_states = []
+    for cb in cbs:
+        key = getattr(cb, "state_key", None)
+        if key and key in info["callbacks"] and hasattr(cb, "set_state"):
+            prefix = f"callbacks.{key}."
+            arrays = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if isinstance(cb, EarlyStopping):
+                _check_early_stopping(path, info["callbacks"][key], arrays, net.params)
+            cb_states.append((cb, info["callbacks"][key], arrays))
+
+    # ---- apply
+    np.copyto(net.params, tensors["params"])
+    if hasattr(opt, "load_state_dict"):
+        opt.load_state_dict({"t": info["optimizer"]["t"], "state": state})
+        if getattr(opt, "_tmp", False) is None:
+            # Optimizer.load_state_dict drops its scratch buffer, and the next
+            # step's _ensure() would then re-init the optimizer, resetting the
+            # step count t (and with it Adam's bias correction). Give it back.
+            opt._tmp = np.empty_like(net.params)
+    run.rng.bit_generator.state = info["rng"]
     run.epoch, run.batch, run.step = info["epoch"], info["batch"], info["step"]
-    if run.batch > run.batches_per_epoch:
-        raise ModelFileError(f"{path}: batch {run.batch} beyond the epoch's {run.batches_per_epoch}")
-    run.perm = None
-    if run.batch > 0 and info.get("shuffled", True):
-        perm = tensors.get("perm")
-        if perm is None or perm.shape != (run.data.n,) or not np.array_equal(np.sort(perm), np.arange(run.data.n)):
-            raise ModelFileError(f"{path}: the epoch's order ('perm') is missing or not a permutation")
-        run.perm = perm
-    for m in run.metrics:
-        sums = tensors.get(f"metrics.{m.name}")
-        if sums is not None:
-            if sums.shape != m.sums.shape:
-                raise ModelFileError(f"{path}: metric sums for {m.name!r} have the wrong shape")
-            m.sums = sums.astype(np.float64)
+    run.perm = tensors.get("perm")
+    if info["batch"] > 0:
+        for m in run.metrics:
+            m.sums = np.array(tensors[f"metrics.{m.name}"], dtype=np.float64)
     from .training import History
 
     run.history = History(info["history"])
     run.loss_sum, run.weight_sum = float(info["loss_sum"]), float(info["weight_sum"])
-    run.elapsed = float(info.get("elapsed", 0.0))
-    run.lr = float(info.get("lr", opt.learning_rate))
-    run.stop_training = bool(info.get("stop_training", False))
-    for cb in cbs:
-        key = getattr(cb, "state_key", None)
-        if key and key in info["callbacks"] and hasattr(cb, "set_state"):
-            arrays = {k[len(f"callbacks.{key}."):]: v for k, v in tensors.items() if k.startswith(f"callbacks.{key}.")}
-            cb.set_state(info["callbacks"][key], arrays)
+    run.elapsed = float(info["elapsed"])
+    run.lr = float(info["lr"]) if info["lr"] is not None else opt.learning_rate
+    run.stop_training = info["stop_training"]
+    for cb, meta, arrays in cb_states:
+        try:
+            cb.set_state(meta, arrays)
+        except Exception as exc:  # noqa: BLE001 - a user callback may reject its state any way
+            raise ModelFileError(f"{path}: callback state {cb.state_key!r} is invalid: {exc}") from None
     run.resumed_from = path
-    if not math.isfinite(run.loss_sum):
-        raise ModelFileError(f"{path}: running loss is not finite")

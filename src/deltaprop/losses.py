@@ -305,7 +305,7 @@ def register(name, cls):
     """Register a loss class (or factory) under ``name`` for :func:`get`."""
     if not isinstance(name, str) or not name:
         raise InvalidArgumentError(f"loss name must be a non-empty string, got {describe(name)}")
-    REGISTRY[name] = cls
+    REGISTRY[name.lower().replace("-", "_")] = cls  # the key get() looks up
     return cls
 
 

@@ -520,6 +520,7 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         cbs.append(JSONLogger(log_path))
     if verbose and run.is_root:
         cbs.insert(0, ProgressBar())
+    run.callbacks = cbs
     if checkpoint_dir is not None or resume_from is not None:
         from .checkpoint import Checkpointer, restore
 
@@ -631,7 +632,10 @@ def _loop(run, data, val, val_metrics, cbs, shuffle):
                         f"training interrupted at epoch {epoch + 1}, batch {b + 1}{where}"
                     )
             if not np.all(np.isfinite(net.params)):
-                raise DivergenceError(f"training diverged: parameters are not finite after epoch {epoch + 1}")
+                raise DivergenceError(
+                    f"training diverged: parameters are not finite after epoch {epoch + 1} (step {run.step})"
+                    + (f"; the last good checkpoint is {run.checkpoint_path}" if run.checkpoint_path else "")
+                )
             logs = {"epoch": epoch + 1, "loss": run.loss_sum / run.weight_sum if run.weight_sum else float("nan")}
             for m in run.metrics:
                 logs[m.name] = m.result()
