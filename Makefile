@@ -28,5 +28,8 @@ test: $(VENV)/.test
 bench: $(VENV)/.bench
 	$(PY) benchmarks/run_all.py
 
+fuzz: $(VENV)/.test
+	$(PY) benchmarks/fuzz_model_files.py --cases 200000
+
 clean:
 	rm -rf $(VENV) .pytest_cache
