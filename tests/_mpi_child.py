@@ -81,6 +81,19 @@ class RecordingMemmap(np.memmap):
         return super().__getitem__(key)
 
 
+_plain_read = training._RowReader.read
+
+
+def _recording_read(self, idx):
+    # Streamed memmaps are read row by row with preadv, not by indexing.
+    if RecordingMemmap.rows_read is not None:
+        RecordingMemmap.rows_read.extend(np.asarray(idx).tolist())
+    return _plain_read(self, idx)
+
+
+training._RowReader.read = _recording_read
+
+
 def fit_config(name, comm, outdir):
     net, X, y, kwargs = build(name, 0 if comm is None else comm.rank)
     streamed = name.endswith("memmap")

@@ -216,34 +216,7 @@ def test_early_stopping_and_validation_agree_on_every_rank(runs):
             assert row["val_loss"] == pytest.approx(row0["val_loss"], rel=1e-5)
 
 
-def _zero_row_shards_supported(tmp_path):
-    """Whether a rank can take a step with no rows (forward, backward: zero gradient)."""
-    net = dp.Network([dp.Dense(2, 3, activation="relu", dropout=0.5), dp.Dense(3, 2, activation="relu"),
-                      dp.Dense(2, 2)], seed=0)
-    try:
-        net.forward(np.empty((0, 2), dtype=np.float32), training=True, mask_rows=(0, 2))
-        net.grads[...] = np.nan
-        net.backward(np.empty((0, 2), dtype=np.float32), np.float32(0.5))
-        if not np.all(net.grads == 0):
-            return False
-        path = tmp_path / "x.npy"
-        np.save(path, np.zeros((3, 2)))
-        X = np.load(path, mmap_mode="r")
-        saved, training.STREAM_BYTES = training.STREAM_BYTES, 0
-        try:
-            training._Data(net, X, np.zeros((3, 2), np.float32), None).batch(1, 1)
-        finally:
-            training.STREAM_BYTES = saved
-    except (AttributeError, ValueError, IndexError):
-        return False
-    return True
-
-
 def test_a_batch_smaller_than_the_number_of_ranks_trains(mpiexec, runs, tmp_path):
-    if not _zero_row_shards_supported(tmp_path):
-        pytest.xfail("a rank with no rows of a batch fails: Dense._ensure_workspace reads self._z before the "
-                     "first allocation, _Data.batch(r, r) rejects 0 rows when streaming, or the fused ReLU "
-                     "backward reads row 0 of an empty batch (fixes in the report)")
     ref = tmp_path / "plain"
     ref.mkdir()
     _child(mpiexec, 0, "train", str(ref), "--configs", "tiny")
@@ -313,9 +286,6 @@ def test_progress_bars_and_logs_come_from_rank_0_only(resumed):
     assert [json.loads(r)["epoch"] for r in rows] == list(range(1, 9))
 
 
-@pytest.mark.xfail(not getattr(training, "METRICS_REDUCED_EACH_STEP", False), strict=True,
-                   reason="training.py all-reduces metric sums only at the end of an epoch, so a mid-epoch "
-                          "checkpoint of a data-parallel run holds rank 0's share (fix in the report)")
 def test_mid_epoch_checkpoints_hold_the_global_metric_sums(runs, resumed):
     from deltaprop.checkpoint import load_checkpoint
 

@@ -244,17 +244,12 @@ def test_adamw_shrinks_towards_zero():
 # ---------------------------------------------------------------------------
 
 
-RESET_T = pytest.mark.xfail(
-    strict=True,
-    reason="bug: load_state_dict() drops _tmp, so the next step()'s _ensure() calls init(), which resets the step "
-           "count t to 0: Adam's bias corrections restart (checkpoint.restore works around it by hand)",
-)
 
 
 @pytest.mark.parametrize("make", [
     lambda: dp.SGD(0.05, momentum=0.9, nesterov=True), lambda: dp.AdaGrad(0.1), lambda: dp.RMSProp(0.01),
-    pytest.param(lambda: dp.Adam(0.01), marks=RESET_T),
-    pytest.param(lambda: dp.AdamW(0.01, weight_decay=0.1), marks=RESET_T),
+    lambda: dp.Adam(0.01),
+    lambda: dp.AdamW(0.01, weight_decay=0.1),
 ], ids=["nesterov", "adagrad", "rmsprop", "adam", "adamw"])
 def test_state_dict_resume_is_bitwise(make):
     rng = np.random.default_rng(0)
@@ -278,7 +273,6 @@ def test_state_dict_resume_is_bitwise(make):
     np.testing.assert_array_equal(p, p_full)
 
 
-@RESET_T
 def test_step_count_survives_load_state_dict():
     first = dp.SGD(0.1, momentum=0.9)
     p = np.zeros(3)

@@ -434,11 +434,6 @@ def restore(run, path, cbs):
     np.copyto(net.params, tensors["params"])
     if hasattr(opt, "load_state_dict"):
         opt.load_state_dict({"t": info["optimizer"]["t"], "state": state})
-        if getattr(opt, "_tmp", False) is None:
-            # Optimizer.load_state_dict drops its scratch buffer, and the next
-            # step's _ensure() would then re-init the optimizer, resetting the
-            # step count t (and with it Adam's bias correction). Give it back.
-            opt._tmp = np.empty_like(net.params)
     run.rng.bit_generator.state = info["rng"]
     run.epoch, run.batch, run.step = info["epoch"], info["batch"], info["step"]
     run.perm = tensors.get("perm")

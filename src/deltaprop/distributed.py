@@ -447,9 +447,6 @@ class MPIComm:
                     cb_arrays[key] = {n: np.ascontiguousarray(a) for n, a in arrays.items()}
                     cb_states[key] = {"meta": meta,
                                       "arrays": {n: [list(a.shape), a.dtype.str] for n, a in cb_arrays[key].items()}}
-        from . import training
-
-        per_step = bool(getattr(training, "METRICS_REDUCED_EACH_STEP", False))
         header = self.bcast({
             "epoch": run.epoch, "batch": run.batch, "step": run.step,
             "rng": run.rng.bit_generator.state if self.is_root else None,
@@ -472,11 +469,7 @@ class MPIComm:
             run.perm = None
         for m in run.metrics:
             sums = np.ascontiguousarray(m.sums, dtype=np.float64)
-            self.bcast_array(sums, what="sync_run (metric sums)")
-            if not per_step and not self.is_root:
-                # Metric sums are reduced at the end of the epoch: rank 0 carries
-                # the epoch so far, the other ranks add only their own rows.
-                sums[...] = 0.0
+            self.bcast_array(sums, what="sync_run (metric sums)")  # global sums: reduced every step
             m.sums = sums
         from .training import History
 

@@ -8,11 +8,16 @@ Row form of the seed's equations for a batch of ``m`` samples (rows):
     G_prev = Δ @ W                                             (skipped for the first layer)
 
 ``W`` has shape ``(n_out, n_in)``, so it is the seed's ``W^(l)`` itself.
+
+Speed: with a ReLU layer and numba installed (the ``fast`` extra), training
+passes fuse the bias add with ReLU, and ReLU's backward mask with the bias
+gradient, into one pass each (see :mod:`deltaprop._kernels`); the results are
+bit-identical to the NumPy passes.
 """
 
 import numpy as np
 
-from . import activations, initializers
+from . import _kernels, activations, initializers
 from .errors import InvalidArgumentError, InvalidTypeError, describe
 
 __all__ = ["Dense"]
@@ -98,7 +103,9 @@ class Dense:
         self.b[...] = 0
 
     def _ensure_workspace(self, m, dtype, need_input_grad):
-        if m <= self._capacity and self._z.dtype == dtype and (self._g_prev is not None or not need_input_grad):
+        if (self._z is not None and m <= self._capacity and self._z.dtype == dtype
+                and (self._g_prev is not None or not need_input_grad)
+                and (self._out is not None or not self.dropout)):
             return
         cap = max(m, self._capacity if self._z is not None and self._z.dtype == dtype else 0)
         self._z = np.empty((cap, self.n_out), dtype=dtype)
@@ -140,8 +147,13 @@ class Dense:
         self._ensure_workspace(m, a_prev.dtype, need_input_grad)
         z = self._z[:m]
         np.matmul(a_prev, self.W.T, out=z)
-        z += self.b
-        a = self.activation.forward(z, self._a[:m])
+        kernels = _kernels.get() if training and self._fusable(z) else None
+        if kernels is not None:
+            a = self._a[:m]
+            kernels.bias_relu(z, self.b, a)  # z += b; a = max(z, 0) in one pass
+        else:
+            z += self.b
+            a = self.activation.forward(z, self._a[:m])
         self.a_prev, self.z, self.a = a_prev, z, a
         if training and self.dropout:
             keep = 1.0 - self.dropout
@@ -167,8 +179,19 @@ class Dense:
         """
         if self.mask is not None:
             grad *= self.mask
-        delta = self.activation.backward(self.z, self.a, grad, grad)
-        return self.backward_delta(delta, need_input_grad)
+        fusable = self._fusable(grad) and self._fusable(self.z) and grad.shape == self.z.shape
+        kernels = _kernels.get() if fusable else None
+        if kernels is None:
+            delta = self.activation.backward(self.z, self.a, grad, grad)
+            return self.backward_delta(delta, need_input_grad)
+        # Δ = grad ⊙ [z > 0] and grad_b = Σ_rows Δ in one pass; then the matmuls.
+        kernels.relu_backward_bias(grad, self.z, self.grad_b)
+        return self._backward_matmuls(grad, need_input_grad)
+
+    def _fusable(self, x):
+        """Whether the fused ReLU kernels apply to workspace ``x`` (C-ordered, the parameters' dtype)."""
+        return (type(self.activation) is activations.ReLU and x.dtype == self.b.dtype
+                and x.dtype.char in "fd" and x.flags.c_contiguous)
 
     def backward_delta(self, delta, need_input_grad=True):
         """Given the layer's delta ``Δ = ∂L/∂Z`` (shape (m, n_out)), fill the gradients.
@@ -177,8 +200,12 @@ class Dense:
         batch: the 1/m of the mean loss is already inside Δ). Returns
         ``Δ @ W`` or None.
         """
-        np.matmul(delta.T, self.a_prev, out=self.grad_W)
         np.sum(delta, axis=0, out=self.grad_b)
+        return self._backward_matmuls(delta, need_input_grad)
+
+    def _backward_matmuls(self, delta, need_input_grad):
+        """``grad_W = Δᵀ A_prev``; returns ``Δ @ W`` (or None)."""
+        np.matmul(delta.T, self.a_prev, out=self.grad_W)
         if not need_input_grad:
             return None
         return np.matmul(delta, self.W, out=self._g_prev[: delta.shape[0]])

@@ -234,7 +234,10 @@ class Network:
             self._delta_buf = np.empty((m, self.n_out), dtype=a.dtype)
         delta = self._delta_buf[:m]
         per_sample = self.loss.value(a, Y)
-        loss = float(np.sum(per_sample * scale)) if np.ndim(scale) == 0 else float(per_sample @ scale[:, 0])
+        if isinstance(scale, np.ndarray) and scale.ndim:
+            loss = float(per_sample @ scale[:, 0])
+        else:
+            loss = float((per_sample * scale).sum())
         act_name = getattr(out_layer.activation, "name", None)
         if act_name is not None and act_name == getattr(self.loss, "canonical_activation", None):
             # Canonical pair: ∂ℓ/∂z directly (a - y up to a constant), exact and overflow-free.

@@ -30,12 +30,19 @@ geometrically into subnormal floats, which are very slow on x86 and cannot be
 switched off in NumPy; every optimizer with decaying state flushes values
 below the dtype's smallest normal number to zero every ``flush_every`` steps
 (a change far below rounding of the update itself).
+
+Speed: :class:`Adam` and :class:`AdamW` run their update as one fused pass
+over memory when numba is installed (the ``fast`` extra, see
+:mod:`deltaprop._kernels`), the flush included; the fused pass computes the
+same operations in the same order as the NumPy passes written below, so the
+two give bit-identical parameters and state.
 """
 
 import math
 
 import numpy as np
 
+from . import _kernels
 from .errors import InvalidArgumentError, InvalidTypeError, UnknownNameError, describe
 
 __all__ = ["Optimizer", "SGD", "AdaGrad", "RMSProp", "Adam", "AdamW", "get", "register", "REGISTRY"]
@@ -79,6 +86,7 @@ class Optimizer:
         self.state = {}
         self._decay_mask = None
         self._tmp = None
+        self._below = None
 
     def init(self, params, decay_mask=None):
         """Allocate zeroed state aligned with ``params`` and reset the step count."""
@@ -89,12 +97,14 @@ class Optimizer:
 
     def _ensure(self, params):
         if self._tmp is None or self._tmp.shape != params.shape or self._tmp.dtype != params.dtype:
-            state = self.state
+            state, t = self.state, self.t
             self.init(params, self._decay_mask)
-            # keep state loaded from a checkpoint when it matches
-            for k, v in state.items():
-                if v.shape == params.shape:
-                    self.state[k] = v.astype(params.dtype, copy=False)
+            # Keep state loaded from a checkpoint (and its step count, which
+            # Adam's bias correction depends on) when it matches the parameters.
+            if all(k in state and state[k].shape == params.shape for k in self._state_names):
+                for k in self._state_names:
+                    self.state[k] = state[k].astype(params.dtype, copy=False)
+                self.t = t
 
     def _prepare_grads(self, params, grads):
         """Weight decay (coupled), then clipping by global norm, in place."""
@@ -110,14 +120,32 @@ class Optimizer:
     def step(self, params, grads, learning_rate=None):
         """Update ``params`` in place from ``grads``; returns nothing."""
         self._ensure(params)
-        lr = self.learning_rate if learning_rate is None else learning_rate
+        # A Python float, so every pass below runs in the parameters' dtype
+        # (a NumPy float64 scalar would promote float32 passes to float64).
+        lr = float(self.learning_rate if learning_rate is None else learning_rate)
         self._prepare_grads(params, grads)
         self.t += 1
+        # A fused update flushes in its own pass and clears this flag.
+        self._flush_due = bool(self.flush_every) and self.t % self.flush_every == 0
         self._update(params, grads, lr)
-        if self.flush_every and self.t % self.flush_every == 0:
-            tiny = np.finfo(params.dtype).tiny
-            for v in self.state.values():
+        if self._flush_due:
+            self._flush_subnormals(params.dtype)
+
+    _flush_due = False
+
+    def _flush_subnormals(self, dtype):
+        """State values below the smallest normal number of ``dtype`` → +0, without temporaries."""
+        tiny = np.finfo(dtype).tiny
+        tmp = self._tmp
+        if self._below is None or self._below.shape != tmp.shape:
+            self._below = np.empty(tmp.shape, dtype=bool)
+        for v in self.state.values():
+            if v.shape != tmp.shape or v.dtype != tmp.dtype:
                 v[np.abs(v) < tiny] = 0
+                continue
+            np.abs(v, out=tmp)
+            np.less(tmp, tiny, out=self._below)
+            np.copyto(v, 0, where=self._below)
 
     def _update(self, params, grads, lr):
         raise NotImplementedError
@@ -293,6 +321,15 @@ class Adam(Optimizer):
     def _update(self, p, g, lr):
         m, v, tmp = self.state["m"], self.state["v"], self._tmp
         b1, b2, t = self.beta1, self.beta2, self.t
+        bc1 = 1.0 - b1 ** t
+        bc2 = 1.0 - b2 ** t
+        kernels = _kernels.get() if _fusable(p, g, m, v) else None
+        if kernels is not None:
+            # One pass computing exactly the passes below (and the flush).
+            kernels.adam(p, g, m, v, b1, 1.0 - b1, b2, 1.0 - b2, 1.0 / math.sqrt(bc2), self.eps, lr / bc1,
+                         self._flush_due)
+            self._flush_due = False
+            return
         m *= b1
         np.multiply(g, 1.0 - b1, out=tmp)
         m += tmp
@@ -300,8 +337,6 @@ class Adam(Optimizer):
         np.multiply(g, g, out=tmp)
         tmp *= 1.0 - b2
         v += tmp
-        bc1 = 1.0 - b1 ** t
-        bc2 = 1.0 - b2 ** t
         # tmp = sqrt(v̂) + ε, then the step η m̂ / tmp
         np.sqrt(v, out=tmp)
         tmp *= 1.0 / math.sqrt(bc2)
@@ -340,6 +375,20 @@ class AdamW(Adam):
                 self._tmp *= shrink
                 p -= self._tmp
         super()._update(p, g, lr)
+
+
+def _fusable(p, g, *state):
+    """Whether the fused kernels apply: 1-D C-contiguous float32/float64 arrays of one dtype and size."""
+    if type(g) is not np.ndarray or p.ndim != 1 or p.dtype.char not in "fd":
+        return False
+    dtype, shape = p.dtype, p.shape
+    if g.dtype != dtype or g.shape != shape or not g.flags.c_contiguous:
+        return False
+    for a in (p, *state):
+        flags = a.flags
+        if a.dtype != dtype or a.shape != shape or not (flags.c_contiguous and flags.writeable):
+            return False
+    return True
 
 
 REGISTRY = {cls.name: cls for cls in (SGD, AdaGrad, RMSProp, Adam, AdamW)}

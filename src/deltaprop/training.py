@@ -18,6 +18,7 @@ and summed across processes, and every process takes the same step.
 """
 
 import math
+import os
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ import time
 import numpy as np
 
 from . import metrics as _metrics
+from ._kernels import take_rows
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from .callbacks import Callback, EarlyStopping, JSONLogger, ProgressBar
@@ -35,11 +37,6 @@ __all__ = ["fit", "evaluate", "History", "Run", "LocalComm", "class_weights"]
 #: memory-mapped inputs larger than this are read batch by batch instead of
 #: being permuted into memory once per epoch
 STREAM_BYTES = 256 * 2**20
-
-#: data-parallel runs all-reduce each step's metric sums with its loss, so
-#: every rank (and every checkpoint) holds the global sums at every step
-#: (read by :meth:`deltaprop.distributed.MPIComm.sync_run`)
-METRICS_REDUCED_EACH_STEP = True
 
 
 class History:
@@ -145,8 +142,59 @@ def _positive_int(value, name):
     return int(value)
 
 
+class _RowReader:
+    """Reads rows of an ``.npy`` memmap with ``os.preadv`` into a reused buffer.
+
+    Indexing an ``np.memmap`` maps the pages it touches into the process, and
+    they stay resident: over an epoch of random batches the resident memory
+    grows to the file's size. Reading rows with ``preadv`` goes through the
+    page cache instead, which the kernel reclaims, so the process holds only
+    the batch (a 4 GB file trains with a few tens of MB resident).
+
+    Used for a C-ordered memmap of a file (or a row slice of one); anything
+    else is gathered by indexing.
+    """
+
+    def __init__(self, X):
+        import mmap
+
+        root = X
+        while isinstance(root, np.memmap) and not isinstance(root.base, mmap.mmap):
+            root = root.base  # a view (e.g. the training part of a validation split)
+        if not (isinstance(X, np.memmap) and isinstance(root, np.memmap) and X.flags.c_contiguous
+                and X.filename and hasattr(os, "preadv")):
+            raise ValueError("not a C-ordered memmap of a file")
+        # file offset of X's first row: the root's offset plus how far into it X starts
+        self.path = X.filename
+        self.offset = int(root.offset) + (X.ctypes.data - root.ctypes.data)
+        self.row_bytes = X.shape[1] * X.dtype.itemsize
+        self.dtype, self.n_cols = X.dtype, X.shape[1]
+        self._fd = None
+        self._buf = None
+
+    def read(self, idx):
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        k = idx.shape[0]
+        if self._buf is None or self._buf.shape[0] < k:
+            self._buf = np.empty((k, self.n_cols), dtype=self.dtype)
+        out = self._buf[:k]
+        rows = memoryview(out.reshape(-1).view(np.uint8))
+        for i, r in enumerate(idx.tolist()):
+            got = os.preadv(self._fd, [rows[i * self.row_bytes:(i + 1) * self.row_bytes]],
+                            self.offset + r * self.row_bytes)
+            if got != self.row_bytes:
+                raise DataError(f"{self.path}: short read at row {r} (file truncated?)")
+        return out
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class _Data:
-    """Training arrays, in memory (permuted once per epoch) or streamed from a memmap."""
+    """Training arrays, in memory (gathered batch by batch) or streamed from a memmap."""
 
     def __init__(self, network, X, Y, w):
         self.network = network
@@ -162,23 +210,27 @@ class _Data:
         self.Y, self.w = Y, w
         self.n = self.X.shape[0]
         self._bufs = None
-        self.Xe, self.Ye, self.we = self.X, self.Y, self.w
+        self.reader = None
+        if self.streaming:
+            try:
+                self.reader = _RowReader(X)
+            except ValueError:
+                self.reader = None  # a view or an F-ordered memmap: plain indexing
 
     def arrange(self, perm):
-        """Order the epoch's data by ``perm`` (in memory: one gather into reused buffers)."""
+        """Order the epoch's data by ``perm``: each batch gathers its rows into reused buffers."""
         self.perm = perm
-        if self.streaming:
-            return
-        if perm is None:
-            self.Xe, self.Ye, self.we = self.X, self.Y, self.w
-            return
-        if self._bufs is None:
-            self._bufs = (np.empty_like(self.X), np.empty_like(self.Y),
-                          None if self.w is None else np.empty_like(self.w))
+
+    def _gather(self, r0, r1):
+        idx = self.perm[r0:r1]
+        k = r1 - r0
+        if self._bufs is None or self._bufs[0].shape[0] < k:
+            self._bufs = (np.empty((k,) + self.X.shape[1:], self.X.dtype),
+                          np.empty((k,) + self.Y.shape[1:], self.Y.dtype),
+                          None if self.w is None else np.empty(k, self.w.dtype))
         bx, by, bw = self._bufs
-        self.Xe = np.take(self.X, perm, axis=0, out=bx)
-        self.Ye = np.take(self.Y, perm, axis=0, out=by)
-        self.we = None if self.w is None else np.take(self.w, perm, axis=0, out=bw)
+        return (take_rows(self.X, idx, bx[:k]), take_rows(self.Y, idx, by[:k]),
+                None if self.w is None else take_rows(self.w, idx, bw[:k]))
 
     def batch(self, r0, r1):
         """Rows ``r0:r1`` of the epoch's order: (X, Y, w or None)."""
@@ -186,19 +238,19 @@ class _Data:
             X0 = np.empty((0, self.network.n_in), dtype=self.network.dtype)
             return X0, self.Y[:0], None if self.w is None else self.w[:0]
         if not self.streaming:
-            w = None if self.we is None else self.we[r0:r1]
-            return self.Xe[r0:r1], self.Ye[r0:r1], w
+            if self.perm is None:
+                return self.X[r0:r1], self.Y[r0:r1], None if self.w is None else self.w[r0:r1]
+            return self._gather(r0, r1)
         idx = np.arange(r0, r1) if self.perm is None else self.perm[r0:r1]
-        xb = self.network._check_X(self.X[idx], name=f"X (rows of batch {r0}:{r1})")
+        rows = self.reader.read(idx) if self.reader is not None else self.X[idx]
+        xb = self.network._check_X(rows, name=f"X (rows of batch {r0}:{r1})")
         return xb, self.Y[idx], None if self.w is None else self.w[idx]
 
     def weight_sum(self, r0, r1):
         if self.w is None:
             return float(r1 - r0)
-        if self.streaming:
-            idx = np.arange(r0, r1) if self.perm is None else self.perm[r0:r1]
-            return float(self.w[idx].sum())
-        return float(self.we[r0:r1].sum())
+        idx = slice(r0, r1) if self.perm is None else self.perm[r0:r1]
+        return float(self.w[idx].sum())
 
 
 class Run:
@@ -534,7 +586,11 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         # replicas can never start apart.
         comm.sync_run(run, cbs)
 
-    return _loop(run, data, val, val_metrics, cbs, shuffle)
+    try:
+        return _loop(run, data, val, val_metrics, cbs, shuffle)
+    finally:
+        if data.reader is not None:
+            data.reader.close()
 
 
 def _call(cbs, hook, *args):
