@@ -338,3 +338,35 @@ def test_a_rank_that_leaves_early_is_caught_by_the_timeout(mpiexec, tmp_path):
     assert proc.returncode != 0
     assert re.search(r"deltaprop: rank 0 of 2: no answer from the other ranks for 2 s in allreduce_sum at "
                      r"epoch [12], step 8: a rank has died, hangs or left training early", proc.stderr)
+
+
+def _cli_data(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 4))
+    y = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    path = tmp_path / "d.csv"
+    with open(path, "w") as f:
+        f.write("a,b,c,d,label\n")
+        for row, label in zip(X, y):
+            f.write(",".join(f"{v:.6f}" for v in row) + f",{label}\n")
+    return path
+
+
+def test_mpiexec_deltaprop_train_matches_one_process(mpiexec, tmp_path):
+    data = _cli_data(tmp_path)
+    args = ["-m", "deltaprop", "train", "--data", str(data), "--hidden", "8", "--epochs", "3",
+            "--batch-size", "16", "--quiet", "--validation-split", "0"]
+    one = _run([sys.executable, *args, "--out", str(tmp_path / "one.safetensors")])
+    two = _run([mpiexec, "-n", "2", sys.executable, *args, "--out", str(tmp_path / "two.safetensors")])
+    # rank 0 alone prints the test result and writes the model
+    assert two.stdout.count("test (test split") == 1, two.stdout
+    a, b = dp.load(tmp_path / "one.safetensors"), dp.load(tmp_path / "two.safetensors")
+    assert b.classes == ["no", "yes"]
+    assert np.max(np.abs(a.params - b.params)) / np.max(np.abs(a.params)) < TOLERANCE["float32"]
+
+
+def test_a_failing_rank_ends_mpiexec_deltaprop_train_with_one_error_line(mpiexec, tmp_path):
+    args = ["-m", "deltaprop", "train", "--data", str(tmp_path / "missing.csv"), "--quiet"]
+    proc = _run([mpiexec, "-n", "2", sys.executable, *args], ok=False)
+    assert proc.returncode != 0
+    assert "deltaprop: error:" in proc.stderr and "Traceback" not in proc.stderr

@@ -343,3 +343,17 @@ def test_one_hot_targets_equal_indices():
     loss_1h = net.loss_and_gradients(X, one_hot(y, 3))
     assert loss_idx == loss_1h
     np.testing.assert_array_equal(g_idx, net.grads)
+
+
+def test_deepcopy_keeps_the_layers_views_of_the_copied_parameter_store():
+    import copy
+
+    net = dp.Network([dp.Dense(3, 4, activation="tanh"), dp.Dense(4, 2)], dtype="float64", seed=0)
+    twin = copy.deepcopy(net)
+    np.testing.assert_array_equal(twin.params, net.params)
+    twin.params[:] = 0.5
+    assert np.all(twin.layers[0].W == 0.5) and np.all(twin.layers[1].b == 0.5)
+    assert not np.any(net.params == 0.5)
+    X = np.ones((2, 3))
+    twin.loss_and_gradients(X, np.zeros((2, 2)))
+    assert np.shares_memory(twin.layers[0].grad_W, twin.grads)

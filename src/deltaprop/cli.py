@@ -247,6 +247,13 @@ def main(argv=None):
         0 on success; 1 for an error in the data, the files or the run (or a
         failed gradient check); 2 for a usage error; 130 after Ctrl-C.
     """
+    status = _run(argv)
+    if status and _COMM is not None and _COMM.size > 1:
+        _COMM.abort(status)  # the other ranks would otherwise wait for this one
+    return status
+
+
+def _run(argv):
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -763,12 +770,29 @@ def cmd_train(args):
     optimizer = _build_optimizer(cfg)
     schedule, schedule_params = _build_schedule(cfg)
     _check_writable(cfg)
-    say = _Say(cfg["quiet"])
+    comm = _mpi_comm()
+    say = _Say(cfg["quiet"] or (comm is not None and not comm.is_root))
     with _thread_limit(cfg["threads"]):
-        return _train(cfg, explicit, optimizer, schedule, schedule_params, say)
+        return _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm)
 
 
-def _train(cfg, explicit, optimizer, schedule, schedule_params, say):
+_COMM = None  # the MPI communicator of a data-parallel run, for the error path
+
+
+def _mpi_comm():
+    """An MPI communicator when started by ``mpiexec -n N`` (N > 1), else None."""
+    global _COMM
+    from .distributed import launched_by_mpi
+
+    if not launched_by_mpi():
+        return None
+    from .distributed import MPIComm
+
+    _COMM = MPIComm()
+    return _COMM
+
+
+def _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm=None):
     """The run itself, from a checked configuration; returns the exit status (0)."""
     import shutil
     import tempfile
@@ -857,7 +881,7 @@ def _train(cfg, explicit, optimizer, schedule, schedule_params, say):
             f"{opt_cfg['name']} lr={opt_cfg['learning_rate']:g}, {cfg['schedule']} schedule, "
             f"{cfg['epochs']} epochs of {cfg['batch_size']}" + (", streamed from scratch files" if streamed else ""))
 
-        if cfg["log"] is not None and not cfg["resume"]:
+        if cfg["log"] is not None and not cfg["resume"] and (comm is None or comm.is_root):
             with open(cfg["log"], "w", encoding="utf-8"):
                 pass  # a fresh run starts a fresh log; a resumed one appends
         patience = cfg["early_stopping"]
@@ -870,7 +894,7 @@ def _train(cfg, explicit, optimizer, schedule, schedule_params, say):
             schedule=schedule, validation_data=validation, metrics=[metric], early_stopping=early,
             checkpoint_dir=cfg["checkpoint_dir"], checkpoint_every=cfg["checkpoint_every"],
             keep_checkpoints=cfg["keep_checkpoints"], resume_from=cfg["checkpoint_dir"] if cfg["resume"] else None,
-            verbose=0 if cfg["quiet"] else 1, log_path=cfg["log"],
+            verbose=0 if cfg["quiet"] else 1, log_path=cfg["log"], comm=comm,
         )
         fit_seconds = time.perf_counter() - t_fit
 
@@ -887,6 +911,8 @@ def _train(cfg, explicit, optimizer, schedule, schedule_params, say):
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    if comm is not None and not comm.is_root:
+        return 0  # rank 0 alone tests, saves, plots and prints
     # ----------------------------------------------------------- save
     stored = {key: value for key, value in cfg.items() if key not in ("resume", "quiet")}
     stored.update(task=task, output_activation=output_activation, loss=loss, lr=opt_cfg["learning_rate"],

@@ -109,6 +109,13 @@ class Network:
             layer.initialize(self.rng)
         self._delta_buf = None
 
+    def __setstate__(self, state):
+        # copy.deepcopy (and scikit-learn's clone of a fitted estimator) copy
+        # params and each layer's W/b as separate arrays: make the layers'
+        # W, b, grad_W, grad_b views of the copied flat store again.
+        self.__dict__.update(state)
+        self._bind()
+
     def _bind(self):
         offset = 0
         for layer in self.layers:
