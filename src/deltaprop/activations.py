@@ -31,7 +31,8 @@ import math
 
 import numpy as np
 
-from .errors import InvalidArgumentError, InvalidTypeError, UnknownNameError, describe
+from .errors import InvalidArgumentError, InvalidTypeError, describe
+from .registry import Registry
 
 __all__ = [
     "Activation",
@@ -306,12 +307,13 @@ REGISTRY = {
 _ALIASES = {"linear": "identity", "logistic": "sigmoid", "leakyrelu": "leaky_relu", "none": "identity"}
 
 
+_REGISTRY = Registry("activation", REGISTRY, _ALIASES, base=Activation, methods=("forward", "backward"),
+                     hint=" (or register your own with deltaprop.activations.register)")
+
+
 def register(name, cls):
     """Register an activation class (or factory) under ``name`` for :func:`get`."""
-    if not isinstance(name, str) or not name:
-        raise InvalidArgumentError(f"activation name must be a non-empty string, got {describe(name)}")
-    REGISTRY[name.lower().replace("-", "_")] = cls  # the key get() looks up
-    return cls
+    return _REGISTRY.register(name, cls)
 
 
 def get(spec):
@@ -327,38 +329,7 @@ def get(spec):
     -------
     Activation
     """
-    if spec is None:
-        return Identity()
-    if isinstance(spec, str):
-        return _build(spec, {})
-    if isinstance(spec, dict):
-        params = dict(spec)
-        name = params.pop("name", None)
-        if not isinstance(name, str):
-            raise InvalidArgumentError(f"activation config needs a 'name' string, got {describe(spec)}")
-        return _build(name, params)
-    if isinstance(spec, type) and issubclass(spec, Activation):
-        return spec()
-    if callable(getattr(spec, "forward", None)) and callable(getattr(spec, "backward", None)):
-        return spec
-    raise InvalidTypeError(
-        f"activation must be a name, a config dict or an object with forward() and backward(), "
-        f"got {describe(spec)}"
-    )
-
-
-def _build(name, params):
-    key = name.lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in REGISTRY:
-        raise UnknownNameError(
-            f"unknown activation {name!r}; valid names: {', '.join(sorted(REGISTRY))} "
-            f"(or register your own with deltaprop.activations.register)"
-        )
-    try:
-        return REGISTRY[key](**params)
-    except TypeError as exc:
-        raise InvalidArgumentError(f"bad parameters for activation {name!r}: {exc}") from None
+    return Identity() if spec is None else _REGISTRY.resolve(spec)
 
 
 def _check_float(value, name, low=None):

@@ -23,7 +23,8 @@ import math
 
 import numpy as np
 
-from .errors import InvalidArgumentError, InvalidTypeError, UnknownNameError, describe
+from .errors import InvalidTypeError, describe
+from .registry import Registry
 
 __all__ = ["Initializer", "get", "register", "default_for", "REGISTRY"]
 
@@ -84,26 +85,18 @@ def default_for(activation_name):
     return REGISTRY["he_uniform" if activation_name in _RELU_FAMILY else "glorot_uniform"]
 
 
+_REGISTRY = Registry("initializer", REGISTRY, _ALIASES)
+
+
 def register(name, init):
     """Register a callable ``init(shape, rng, dtype)`` under ``name``."""
-    if not isinstance(name, str) or not name:
-        raise InvalidArgumentError(f"initializer name must be a non-empty string, got {describe(name)}")
-    REGISTRY[name] = init
-    return init
+    return _REGISTRY.register(name, init)
 
 
 def get(spec):
-    """Resolve an initializer from a name, a config dict or a callable."""
-    if isinstance(spec, dict):
-        spec = spec.get("name")
-    if isinstance(spec, str):
-        key = spec.lower().replace("-", "_")
-        key = _ALIASES.get(key, key)
-        if key not in REGISTRY:
-            raise UnknownNameError(
-                f"unknown initializer {spec!r}; valid names: {', '.join(sorted(REGISTRY))}"
-            )
-        return REGISTRY[key]
-    if callable(spec):
+    """Resolve an initializer from a name, a config dict or a callable ``init(shape, rng, dtype)``."""
+    if isinstance(spec, (str, dict)):
+        return _REGISTRY.lookup(_REGISTRY.split(spec)[0])  # the entries are the schemes themselves
+    if callable(spec) and not isinstance(spec, type):
         return spec
     raise InvalidTypeError(f"initializer must be a name or a callable(shape, rng, dtype), got {describe(spec)}")

@@ -18,17 +18,10 @@ bit-identical to the NumPy passes.
 import numpy as np
 
 from . import _kernels, activations, initializers
+from .errors import check_positive_int as _positive_int
 from .errors import InvalidArgumentError, InvalidTypeError, describe
 
 __all__ = ["Dense"]
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidTypeError(f"{name} must be a positive integer, got {describe(value)}")
-    if value <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Dense:

@@ -30,7 +30,8 @@ a config dict or an instance.
 
 import numpy as np
 
-from .errors import DataError, InvalidArgumentError, InvalidTypeError, UnknownNameError, describe
+from .errors import DataError, InvalidArgumentError, InvalidTypeError, describe
+from .registry import Registry
 
 __all__ = [
     "Loss",
@@ -301,12 +302,13 @@ _ALIASES = {
 }
 
 
+_REGISTRY = Registry("loss", REGISTRY, _ALIASES, base=Loss, methods=("value", "gradient"),
+                     hint=f" (aliases: {', '.join(sorted(_ALIASES))})")
+
+
 def register(name, cls):
     """Register a loss class (or factory) under ``name`` for :func:`get`."""
-    if not isinstance(name, str) or not name:
-        raise InvalidArgumentError(f"loss name must be a non-empty string, got {describe(name)}")
-    REGISTRY[name.lower().replace("-", "_")] = cls  # the key get() looks up
-    return cls
+    return _REGISTRY.register(name, cls)
 
 
 def get(spec):
@@ -318,40 +320,12 @@ def get(spec):
         ``"categorical_crossentropy"``, ``{"name": "huber", "delta": 2.0}``, or
         an object with ``value`` and ``gradient`` methods.
     """
-    if isinstance(spec, str):
-        return _build(spec, {})
-    if isinstance(spec, dict):
-        params = dict(spec)
-        name = params.pop("name", None)
-        if not isinstance(name, str):
-            raise InvalidArgumentError(f"loss config needs a 'name' string, got {describe(spec)}")
-        return _build(name, params)
-    if isinstance(spec, type) and issubclass(spec, Loss):
-        return spec()
-    if callable(getattr(spec, "value", None)) and callable(getattr(spec, "gradient", None)):
-        return spec
-    raise InvalidTypeError(
-        f"loss must be a name, a config dict or an object with value() and gradient(), got {describe(spec)}"
-    )
+    return _REGISTRY.resolve(spec)
 
 
 def canonical_name(name):
     """The registry key for a loss name or alias (``"mse"`` -> ``"mean_squared_error"``)."""
-    key = name.lower().replace("-", "_")
-    return _ALIASES.get(key, key)
-
-
-def _build(name, params):
-    key = canonical_name(name)
-    if key not in REGISTRY:
-        raise UnknownNameError(
-            f"unknown loss {name!r}; valid names: {', '.join(sorted(REGISTRY))} "
-            f"(aliases: {', '.join(sorted(_ALIASES))})"
-        )
-    try:
-        return REGISTRY[key](**params)
-    except TypeError as exc:
-        raise InvalidArgumentError(f"bad parameters for loss {name!r}: {exc}") from None
+    return _REGISTRY.key(name)
 
 
 def _numeric(y, name):

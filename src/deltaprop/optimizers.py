@@ -43,7 +43,8 @@ import math
 import numpy as np
 
 from . import _kernels
-from .errors import InvalidArgumentError, InvalidTypeError, UnknownNameError, describe
+from .errors import InvalidArgumentError, InvalidTypeError, describe
+from .registry import Registry
 
 __all__ = ["Optimizer", "SGD", "AdaGrad", "RMSProp", "Adam", "AdamW", "get", "register", "REGISTRY"]
 
@@ -394,38 +395,24 @@ def _fusable(p, g, *state):
 REGISTRY = {cls.name: cls for cls in (SGD, AdaGrad, RMSProp, Adam, AdamW)}
 
 
+_REGISTRY = Registry("optimizer", REGISTRY, base=Optimizer, methods=("step",))
+
+
 def register(name, cls):
     """Register an optimizer class under ``name`` for :func:`get`."""
-    if not isinstance(name, str) or not name:
-        raise InvalidArgumentError(f"optimizer name must be a non-empty string, got {describe(name)}")
-    REGISTRY[name] = cls
-    return cls
+    return _REGISTRY.register(name, cls)
 
 
 def get(spec, **overrides):
     """Resolve an optimizer from a name, a config dict or an instance.
 
     ``overrides`` (e.g. ``learning_rate=0.1``) are passed to the constructor
-    when building from a name or dict.
+    when building from a name or dict; an instance is returned as it is.
     """
-    if isinstance(spec, Optimizer) or (
-        not isinstance(spec, (str, dict, type)) and callable(getattr(spec, "step", None))
-    ):
+    if _REGISTRY.is_object(spec):
         return spec
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, dict):
-        params = dict(spec)
-        name = params.pop("name", None)
-        if not isinstance(name, str):
-            raise InvalidArgumentError(f"optimizer config needs a 'name' string, got {describe(spec)}")
-    else:
+    if not isinstance(spec, (str, dict)):
         raise InvalidTypeError(f"optimizer must be a name, a config dict or an Optimizer, got {describe(spec)}")
-    key = name.lower().replace("-", "_")
-    if key not in REGISTRY:
-        raise UnknownNameError(f"unknown optimizer {name!r}; valid names: {', '.join(sorted(REGISTRY))}")
+    name, params = _REGISTRY.split(spec)
     params.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return REGISTRY[key](**params)
-    except TypeError as exc:
-        raise InvalidArgumentError(f"bad parameters for optimizer {name!r}: {exc}") from None
+    return _REGISTRY.build(name, params)

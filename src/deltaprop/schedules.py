@@ -19,7 +19,8 @@ in epochs.
 
 import math
 
-from .errors import InvalidArgumentError, InvalidTypeError, UnknownNameError, describe
+from .errors import InvalidArgumentError, InvalidTypeError, describe
+from .registry import Registry
 
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "LinearWarmup", "get", "REGISTRY"]
 
@@ -166,22 +167,15 @@ class LinearWarmup(Schedule):
 REGISTRY = {cls.name: cls for cls in (Constant, StepDecay, ExponentialDecay, CosineDecay, LinearWarmup)}
 
 
+_REGISTRY = Registry("schedule", REGISTRY, base=Schedule)
+
+
 def get(spec):
-    """Resolve a schedule from ``None`` (constant), a name, a config dict or a callable."""
+    """Resolve a schedule from ``None`` (constant), a name, a config dict or a callable ``(step, base_lr)``."""
     if spec is None:
         return Constant()
     if isinstance(spec, Schedule) or (callable(spec) and not isinstance(spec, (str, dict, type))):
         return spec
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, dict):
-        params = dict(spec)
-        name = params.pop("name", None)
-    else:
-        raise InvalidTypeError(f"schedule must be a name, a config dict or a callable, got {describe(spec)}")
-    if name not in REGISTRY:
-        raise UnknownNameError(f"unknown schedule {name!r}; valid names: {', '.join(sorted(REGISTRY))}")
-    try:
-        return REGISTRY[name](**params)
-    except TypeError as exc:
-        raise InvalidArgumentError(f"bad parameters for schedule {name!r}: {exc}") from None
+    if isinstance(spec, (str, dict)):
+        return _REGISTRY.build(*_REGISTRY.split(spec))
+    raise InvalidTypeError(f"schedule must be a name, a config dict or a callable, got {describe(spec)}")

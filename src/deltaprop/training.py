@@ -30,6 +30,7 @@ from ._kernels import take_rows
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from .callbacks import Callback, EarlyStopping, JSONLogger, ProgressBar
+from .errors import check_positive_int as _positive_int
 from .errors import DataError, DivergenceError, InvalidArgumentError, InvalidTypeError, describe
 
 __all__ = ["fit", "evaluate", "History", "Run", "LocalComm", "class_weights"]
@@ -132,14 +133,6 @@ def _class_index(Y):
     if Y.shape[1] == 1:
         return (Y[:, 0] >= 0.5).astype(np.int64), 2
     return Y.argmax(axis=1), Y.shape[1]
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidTypeError(f"{name} must be a positive integer, got {describe(value)}")
-    if value <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class _RowReader:
