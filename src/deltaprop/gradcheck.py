@@ -53,9 +53,7 @@ def _prepare(network, X, y, sample_weight):
 
 
 def _loss(net, X, Y, scale):
-    a = net.forward(X, training=False)
-    per_sample = net.loss.value(a, Y)
-    return float(np.sum(per_sample * scale)) if np.ndim(scale) == 0 else float(per_sample @ scale[:, 0])
+    return net.batch_loss(net.forward(X, training=False), Y, scale)
 
 
 def numerical_gradient(network, X, y, sample_weight=None, h=1e-5, indices=None):

@@ -224,6 +224,16 @@ class Network:
             a = layer.forward(a, training=training, rng=rng, need_input_grad=i > 0, mask_rows=mask_rows)
         return a
 
+    def batch_loss(self, a, Y, scale):
+        """The batch loss ``L = Σ s_i ℓ_i`` of outputs ``a`` against prepared targets ``Y``.
+
+        ``scale`` is :meth:`sample_scale`'s: ``1/m`` or a ``(m, 1)`` column of ``w_i / Σw``.
+        """
+        per_sample = self.loss.value(a, Y)
+        if isinstance(scale, np.ndarray) and scale.ndim:
+            return float(per_sample @ scale[:, 0])
+        return float((per_sample * scale).sum())
+
     def backward(self, Y, scale):
         """Backward pass after :meth:`forward`; fills ``grads`` and returns the batch loss.
 
@@ -240,11 +250,7 @@ class Network:
         if self._delta_buf is None or self._delta_buf.shape[0] < m or self._delta_buf.dtype != a.dtype:
             self._delta_buf = np.empty((m, self.n_out), dtype=a.dtype)
         delta = self._delta_buf[:m]
-        per_sample = self.loss.value(a, Y)
-        if isinstance(scale, np.ndarray) and scale.ndim:
-            loss = float(per_sample @ scale[:, 0])
-        else:
-            loss = float((per_sample * scale).sum())
+        loss = self.batch_loss(a, Y, scale)
         act_name = getattr(out_layer.activation, "name", None)
         if act_name is not None and act_name == getattr(self.loss, "canonical_activation", None):
             # Canonical pair: ∂ℓ/∂z directly (a - y up to a constant), exact and overflow-free.

@@ -151,6 +151,15 @@ class Optimizer:
     def _update(self, params, grads, lr):
         raise NotImplementedError
 
+    def _rms_step(self, p, g, acc, lr):
+        """``p ← p - η g / (sqrt(acc) + ε)`` in place, through the scratch buffer (AdaGrad, RMSProp)."""
+        tmp = self._tmp
+        np.sqrt(acc, out=tmp)
+        tmp += self.eps
+        np.divide(g, tmp, out=tmp)
+        tmp *= lr
+        p -= tmp
+
     # ------------------------------------------------------------- state I/O
     def get_config(self):
         cfg = {"name": self.name, "learning_rate": self.learning_rate, "weight_decay": self.weight_decay}
@@ -252,11 +261,7 @@ class AdaGrad(Optimizer):
         G, tmp = self.state["sum_sq"], self._tmp
         np.multiply(g, g, out=tmp)
         G += tmp
-        np.sqrt(G, out=tmp)
-        tmp += self.eps
-        np.divide(g, tmp, out=tmp)
-        tmp *= lr
-        p -= tmp
+        self._rms_step(p, g, G, lr)
 
     def _hyper(self):
         return {"eps": self.eps, "initial_accumulator_value": self.initial_accumulator_value}
@@ -285,11 +290,7 @@ class RMSProp(Optimizer):
         np.multiply(g, g, out=tmp)
         tmp *= 1.0 - self.rho
         v += tmp
-        np.sqrt(v, out=tmp)
-        tmp += self.eps
-        np.divide(g, tmp, out=tmp)
-        tmp *= lr
-        p -= tmp
+        self._rms_step(p, g, v, lr)
 
     def _hyper(self):
         return {"rho": self.rho, "eps": self.eps}
