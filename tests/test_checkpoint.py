@@ -340,3 +340,37 @@ def test_other_generators_resume_exactly(tmp_path):
         resumed = net()
         resumed.fit(X, y, epochs=3, resume_from=folder, **FIT)
         assert np.array_equal(resumed.params, straight.params), bit_generator.__name__
+
+
+def test_a_version_1_checkpoint_resumes_exactly(tmp_path):
+    """Version 1 held each W row by row in the flat arrays; version 2 holds W.T. Old files are converted."""
+    X, y = _data()
+    kw = dict(FIT, epochs=4, validation_split=0.25,
+              early_stopping={"monitor": "val_loss", "patience": 3, "restore_best_weights": True})
+    straight = _network()
+    straight.fit(X, y, **kw)
+    folder = tmp_path / "ck"
+    with pytest.raises(KeyboardInterrupt):
+        _network().fit(X, y, callbacks=[_CtrlC(9)], checkpoint_dir=folder, checkpoint_unit="step",
+                       checkpoint_every=100, **kw)
+    (path,) = folder.iterdir()
+    h, _ = _parts(path)
+    assert h["__metadata__"]["format_version"] == "2"
+    assert "callbacks.early_stopping.best_params" in h
+
+    def to_version_1(flat):  # each layer's W.T block (n_in, n_out) -> W (n_out, n_in) row by row
+        at = 0
+        for n_in, n_out in ((4, 8), (8, 2)):
+            k = n_in * n_out
+            flat[at:at + k] = flat[at:at + k].reshape(n_in, n_out).T.ravel().copy()
+            at += k + n_out
+
+    old = path
+    for i, name in enumerate(["params", "optimizer.m", "optimizer.v", "callbacks.early_stopping.best_params"]):
+        old = _rewrite(old, tmp_path / f"v1-{i}.safetensors", tensor=(name, to_version_1),
+                       header=lambda h: h["__metadata__"].update(format_version="1"))
+    assert not np.array_equal(_parts(old)[1], _parts(path)[1])
+    for source in (path, old):
+        resumed = _network()
+        resumed.fit(X, y, resume_from=source, **kw)
+        np.testing.assert_array_equal(resumed.params, straight.params)

@@ -107,7 +107,9 @@ def test_params_layout_and_views():
         for view, flat in ((layer.W, net.params), (layer.b, net.params),
                            (layer.grad_W, net.grads), (layer.grad_b, net.grads)):
             assert view.base is flat or view.base is flat.base or np.shares_memory(view, flat)
-        np.testing.assert_array_equal(layer.W.ravel(), net.params[offset:offset + k])
+        # W is (n_out, n_in) held column-major: the flat store holds W.T row by row
+        assert layer.W.T.flags.c_contiguous and layer.grad_W.T.flags.c_contiguous
+        np.testing.assert_array_equal(layer.W.T.ravel(), net.params[offset:offset + k])
         np.testing.assert_array_equal(layer.b, net.params[offset + k:offset + layer.n_params])
         offset += layer.n_params
     assert offset == net.n_params
@@ -117,20 +119,21 @@ def test_params_layout_and_views():
 def test_writing_params_changes_W_and_back():
     net = small_net()
     net.params[...] = np.arange(net.n_params, dtype=float)
-    assert net.layers[0].W[0, 0] == 0.0 and net.layers[0].W[1, 0] == 4.0  # row-major (n_out, n_in)
+    # W[i, j] is params[offset + j * n_out + i]: (n_out, n_in) held column-major
+    assert net.layers[0].W[0, 0] == 0.0 and net.layers[0].W[1, 0] == 1.0 and net.layers[0].W[0, 1] == 6.0
     assert net.layers[0].b[0] == 24.0
     assert net.layers[1].W[0, 0] == 30.0
     net.layers[2].b[...] = -1.0
     np.testing.assert_array_equal(net.params[-3:], [-1.0, -1.0, -1.0])
     net.layers[1].W[2, 3] = 123.5
-    assert net.params[30 + 2 * 6 + 3] == 123.5
+    assert net.params[30 + 3 * 5 + 2] == 123.5
 
 
 def test_grads_are_views_into_grads():
     net = small_net()
     X, y = data()
     net.loss_and_gradients(X, y)
-    flat = np.concatenate([np.concatenate([layer.grad_W.ravel(), layer.grad_b]) for layer in net.layers])
+    flat = np.concatenate([np.concatenate([layer.grad_W.T.ravel(), layer.grad_b]) for layer in net.layers])
     np.testing.assert_array_equal(flat, net.grads)
     assert np.abs(net.grads).max() > 0
 

@@ -48,7 +48,9 @@ from .io import (
 __all__ = ["Checkpointer", "restore", "latest_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "deltaprop.checkpoint"
-CHECKPOINT_FORMAT_VERSION = 1
+#: 2: each layer's W is stored transposed in the flat arrays (see Dense.bind);
+#: version 1 files (W row by row) are converted on reading.
+CHECKPOINT_FORMAT_VERSION = 2
 _NAME = re.compile(r"^ckpt-e(\d+)-s(\d+)\.safetensors$")
 _TMP = re.compile(r"^\.ckpt-e\d+-s\d+\.safetensors\.[0-9a-f]+\.tmp$")
 #: NumPy bit generators whose state a checkpoint may hold
@@ -329,7 +331,25 @@ def load_checkpoint(path):
             raise ModelFileError(f"{path}: tensor 'perm' is not a permutation of 0..{n - 1}")
     elif info["batch"] > 0 and info["shuffled"]:
         raise ModelFileError(f"{path}: the epoch's order (tensor 'perm') is missing from a mid-epoch checkpoint")
+    if int(metadata["format_version"]) == 1:
+        for name in list(tensors):
+            aligned = name == "params" or name.startswith("optimizer.") or name == "callbacks.early_stopping.best_params"
+            if aligned and tensors[name].shape == (n_params(arch),):
+                tensors[name] = _flat_from_version_1(tensors[name], arch)
     return tensors, arch, info
+
+
+def _flat_from_version_1(flat, arch):
+    """A flat array in version 1's layout (each ``W`` row by row) → the current one (``Wᵀ`` row by row)."""
+    out = np.empty_like(flat)
+    at = 0
+    for layer in arch["layers"]:
+        n_out, n_in = layer["n_out"], layer["n_in"]
+        k = n_out * n_in
+        out[at:at + k] = flat[at:at + k].reshape(n_out, n_in).T.ravel()
+        out[at + k:at + k + n_out] = flat[at + k:at + k + n_out]
+        at += k + n_out
+    return out
 
 
 def _check_early_stopping(path, meta, arrays, params):
