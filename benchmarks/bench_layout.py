@@ -29,13 +29,8 @@ sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_speed import CONFIGS  # noqa: E402  (the configurations timed against the peers)
 
-CONFIGS = {
-    "b32": ((784, 256, 128, 10), 32),
-    "b200": ((784, 256, 128, 10), 200),
-    "b1024": ((784, 256, 128, 10), 1024),
-    "wide512": ((784, 2048, 2048, 10), 512),
-}
 
 
 def step_products(sizes, m, column_major, rng):
@@ -83,7 +78,8 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     blas = common.describe_blas(common.blas_info())
     results, rows = {}, []
-    for name, (sizes, m) in CONFIGS.items():
+    for name, config in CONFIGS.items():
+        sizes, m = config["sizes"], config["batch_size"]
         layouts = {"row-major": step_products(sizes, m, False, rng),
                    "column-major": step_products(sizes, m, True, rng)}
         n = max(1, args.calls // 5) if sizes[1] > 1000 else args.calls

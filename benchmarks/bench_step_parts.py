@@ -38,13 +38,8 @@ sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_speed import CONFIGS  # noqa: E402  (the configurations timed against the peers)
 
-CONFIGS = {
-    "b32": ((784, 256, 128, 10), 32),
-    "b200": ((784, 256, 128, 10), 200),
-    "b1024": ((784, 256, 128, 10), 1024),
-    "wide512": ((784, 2048, 2048, 10), 512),
-}
 
 
 def per_call(fn, calls):
@@ -172,7 +167,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     results, rows, fused = {}, [], None
     for name in args.configs:
-        sizes, m = CONFIGS[name]
+        sizes, m = CONFIGS[name]["sizes"], CONFIGS[name]["batch_size"]
         calls = max(3, args.calls // 8) if sizes[1] > 1000 else args.calls
         rounds = []
         for _ in range(args.repeats):
