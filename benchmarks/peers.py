@@ -72,6 +72,24 @@ def _torch_model(torch, sizes):
     return torch.nn.Sequential(*layers)
 
 
+def _torch_training(torch, spec):
+    """``make()`` -> (model, Adam) and ``step(model, opt, xb, yb)`` -> loss: the same for both PyTorch loops."""
+    lossf = torch.nn.CrossEntropyLoss()
+
+    def make():
+        model = _torch_model(torch, spec.sizes)
+        return model, torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
+
+    def step(model, opt, xb, yb):
+        opt.zero_grad(set_to_none=True)
+        loss = lossf(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return make, step
+
+
 def _torch_accuracy(torch, model, X_test, y_test):
     with torch.no_grad():
         pred = model(torch.from_numpy(X_test)).argmax(dim=1).numpy()
@@ -101,18 +119,7 @@ def torch_manual(spec, data):
     Xt, yt = torch.from_numpy(X[:n]), torch.from_numpy(y[:n])
     gen = torch.Generator().manual_seed(spec.seed)
 
-    def make():
-        model = _torch_model(torch, spec.sizes)
-        return model, torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
-
-    lossf = torch.nn.CrossEntropyLoss()
-
-    def step(model, opt, xb, yb):
-        opt.zero_grad(set_to_none=True)
-        loss = lossf(model(xb), yb)
-        loss.backward()
-        opt.step()
-        return loss
+    make, step = _torch_training(torch, spec)
 
     t0 = time.perf_counter()
     wm, wo = make()
@@ -143,18 +150,7 @@ def torch_dataloader(spec, data):
     X, y, X_test, y_test = data
     n, bs = spec.n_train, spec.batch_size
     dataset = TensorDataset(torch.from_numpy(X[:n]), torch.from_numpy(y[:n]))
-    lossf = torch.nn.CrossEntropyLoss()
-
-    def make():
-        model = _torch_model(torch, spec.sizes)
-        return model, torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
-
-    def step(model, opt, xb, yb):
-        opt.zero_grad(set_to_none=True)
-        loss = lossf(model(xb), yb)
-        loss.backward()
-        opt.step()
-        return loss
+    make, step = _torch_training(torch, spec)
 
     t0 = time.perf_counter()
     wm, wo = make()
