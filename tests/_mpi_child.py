@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 import deltaprop as dp
-from deltaprop import training
+from deltaprop import batches
 
 N_SAMPLES, N_FEATURES, N_CLASSES = 203, 8, 3
 
@@ -81,7 +81,7 @@ class RecordingMemmap(np.memmap):
         return super().__getitem__(key)
 
 
-_plain_read = training._RowReader.read
+_plain_read = batches.PreadvRows.read
 
 
 def _recording_read(self, idx):
@@ -91,7 +91,7 @@ def _recording_read(self, idx):
     return _plain_read(self, idx)
 
 
-training._RowReader.read = _recording_read
+batches.PreadvRows.read = _recording_read
 
 
 def fit_config(name, comm, outdir):
@@ -105,13 +105,13 @@ def fit_config(name, comm, outdir):
             comm.barrier()
         X = np.load(path, mmap_mode="r").view(RecordingMemmap)
         RecordingMemmap.rows_read = []
-    saved = training.STREAM_BYTES
+    saved = batches.STREAM_BYTES
     if streamed:
-        training.STREAM_BYTES = 0  # stream it batch by batch, as a large file would be
+        batches.STREAM_BYTES = 0  # stream it batch by batch, as a large file would be
     try:
         history = net.fit(X, y, verbose=0, comm=comm, **kwargs)
     finally:
-        training.STREAM_BYTES = saved
+        batches.STREAM_BYTES = saved
     return net, history
 
 

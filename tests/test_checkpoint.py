@@ -12,7 +12,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop.checkpoint import Checkpointer, latest_checkpoint, load_checkpoint
-from deltaprop.errors import DivergenceError, InvalidArgumentError, ModelFileError, SaveError
+from deltaprop.errors import DivergenceError, InvalidArgumentError, InvalidTypeError, ModelFileError, SaveError
 
 
 def _data(n=48, seed=0):
@@ -139,14 +139,14 @@ def test_a_folder_with_a_later_timeline_is_refused(tmp_path):
     assert latest_checkpoint(tmp_path).endswith("ckpt-e0003-s000000018.safetensors")
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(unit="hour"), "checkpoint_unit must be 'epoch' or 'step', got 'hour'"),
-    (dict(every=0), "checkpoint_every must be a positive integer, got 0"),
-    (dict(keep=True), "keep_checkpoints must be a positive integer, got True"),
-    (dict(every=1.5), "checkpoint_every must be a positive integer, got 1.5"),
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(unit="hour"), InvalidArgumentError, "checkpoint_unit must be 'epoch' or 'step', got 'hour'"),
+    (dict(every=0), InvalidArgumentError, "checkpoint_every must be a positive integer, got 0"),
+    (dict(keep=True), InvalidTypeError, "keep_checkpoints must be a positive integer, got True"),
+    (dict(every=1.5), InvalidTypeError, "checkpoint_every must be a positive integer, got 1.5"),
 ])
-def test_checkpointer_arguments(tmp_path, kwargs, message):
-    with pytest.raises(InvalidArgumentError, match=message):
+def test_checkpointer_arguments(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
         Checkpointer(tmp_path, **kwargs)
 
 

@@ -33,7 +33,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop import training
-from deltaprop.distributed import MPIUnavailableError, launched_by_mpi, ordered_sum
+from deltaprop.distributed import MPIComm, MPIUnavailableError, launched_by_mpi, ordered_sum
 
 CHILD = Path(__file__).with_name("_mpi_child.py")
 SRC = Path(dp.__file__).resolve().parent.parent
@@ -154,7 +154,7 @@ def test_missing_mpi4py_names_the_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # import fails as if not installed
     net = dp.Network([dp.Dense(2, 1)], seed=0)
     with pytest.raises(MPIUnavailableError, match=r"pip install 'deltaprop\[mpi\]'"):
-        net.fit(np.zeros((4, 2)), np.zeros(4), epochs=1, verbose=0, distributed=True)
+        net.fit(np.zeros((4, 2)), np.zeros(4), epochs=1, verbose=0, comm=MPIComm())
 
 
 # ------------------------------------------------------------------ with MPI

@@ -261,8 +261,8 @@ def test_bad_sample_weight(w, match):
     (np.zeros((3, 5)), "5 features but the network expects 4"),
     (np.zeros(4), "2-D"),
     (np.zeros((0, 4)), "0 samples"),
-    (np.array([[0.0, np.nan, 0.0, 0.0]]), "row 0, column 1"),
-    (np.array([[0.0, 0.0, 0.0, np.inf]]), "NaN or infinity"),
+    (np.array([[0.0, np.nan, 0.0, 0.0]]), r"\(row, column\) \(0, 1\)"),
+    (np.array([[0.0, 0.0, 0.0, np.inf]]), "NaN or infinite"),
 ])
 def test_bad_X(X, match):
     net = small_net()

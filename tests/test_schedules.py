@@ -150,7 +150,7 @@ def test_config_round_trip(s):
 
 
 @pytest.mark.parametrize("build, error, match", [
-    (lambda: dp.StepDecay(step_size=0), InvalidArgumentError, "step_size must be positive, got 0"),
+    (lambda: dp.StepDecay(step_size=0), InvalidArgumentError, "step_size must be a positive integer, got 0"),
     (lambda: dp.StepDecay(step_size=1.5), InvalidTypeError, "step_size.*1.5"),
     (lambda: dp.StepDecay(step_size=2, gamma=-1.0), InvalidArgumentError, "gamma.*-1.0"),
     (lambda: dp.ExponentialDecay(decay_steps=0), InvalidArgumentError, "decay_steps.*0"),

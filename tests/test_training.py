@@ -260,16 +260,16 @@ def test_evaluate_does_not_touch_the_weights():
 
 
 def test_memmap_input_is_streamed_and_matches_in_memory_training(tmp_path, monkeypatch):
-    from deltaprop import training
+    from deltaprop import batches
 
     X, y = blobs(n=64)
     path = tmp_path / "X.npy"
     np.save(path, X.astype(np.float32))
     mm = np.load(path, mmap_mode="r")
-    monkeypatch.setattr(training, "STREAM_BYTES", 0)  # force the streaming path
+    monkeypatch.setattr(batches, "STREAM_BYTES", 0)  # force the streaming path
     a = small_net(dropout=0.2)
     a.fit(mm, y, epochs=3, batch_size=10, verbose=0)
-    monkeypatch.setattr(training, "STREAM_BYTES", 1 << 40)
+    monkeypatch.setattr(batches, "STREAM_BYTES", 1 << 40)
     b = small_net(dropout=0.2)
     b.fit(X.astype(np.float32), y, epochs=3, batch_size=10, verbose=0)
     np.testing.assert_array_equal(a.params, b.params)

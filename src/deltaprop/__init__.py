@@ -13,8 +13,7 @@ The core needs NumPy alone; heavy packages (safetensors, tqdm, scikit-learn,
 matplotlib) are imported only when the feature that needs them is used.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from . import activations, initializers, losses, metrics, optimizers, schedules
 from .callbacks import Callback, EarlyStopping, JSONLogger, LambdaCallback, ProgressBar
 from .gradcheck import gradcheck  # the function; the module stays importable as deltaprop.gradcheck
@@ -29,14 +28,17 @@ from .errors import (
     UnknownNameError,
 )
 from .layers import Dense
-from .network import Network
+from .model import Network
+from .network import FeedForward
 from .optimizers import SGD, AdaGrad, Adam, AdamW, RMSProp
+from .run import History
 from .schedules import Constant, CosineDecay, ExponentialDecay, LinearWarmup, StepDecay
-from .training import History, evaluate, fit
+from .training import evaluate, fit
 
 __all__ = [
     "__version__",
     "Network",
+    "FeedForward",
     "Dense",
     "SGD",
     "AdaGrad",

@@ -1,7 +1,7 @@
 """Callbacks: the small interface the training loop calls, and the built-in ones.
 
 A callback may define any of these methods (the base class defines them all
-as no-ops); ``run`` is the :class:`~deltaprop.training.Run` in progress::
+as no-ops); ``run`` is the :class:`~deltaprop.run.Run` in progress::
 
     on_train_begin(run)
     on_epoch_begin(run, epoch)          # epoch counts from 0
@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from .checks import check_int, check_number
 from .errors import InvalidArgumentError, describe
 
 __all__ = ["Callback", "EarlyStopping", "ProgressBar", "JSONLogger", "LambdaCallback"]
@@ -90,10 +91,8 @@ class EarlyStopping(Callback):
     state_key = "early_stopping"
 
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto", restore_best_weights=True):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise InvalidArgumentError(f"patience must be a non-negative integer, got {describe(patience)}")
-        if not isinstance(min_delta, (int, float)) or min_delta < 0:
-            raise InvalidArgumentError(f"min_delta must be a number >= 0, got {describe(min_delta)}")
+        patience = check_int(patience, "patience", low=0)
+        min_delta = check_number(min_delta, "min_delta", low=0.0)
         if mode not in ("auto", "min", "max"):
             raise InvalidArgumentError(f"mode must be 'auto', 'min' or 'max', got {describe(mode)}")
         self.monitor = monitor

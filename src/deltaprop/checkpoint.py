@@ -1,6 +1,7 @@
 """Checkpoints: everything a run needs to continue bit-identically.
 
-A checkpoint is a safetensors file (see :mod:`deltaprop.io`) holding
+A checkpoint is a tensor file (see :mod:`deltaprop.tensorfile`) holding
+the run's state as :meth:`deltaprop.run.Run.state_dict` gives it:
 
 - tensors: ``params`` (the flat parameter store), ``optimizer.{name}`` (each
   state array, aligned with ``params``), ``perm`` (the current epoch's order,
@@ -31,23 +32,23 @@ import re
 
 import numpy as np
 
+from .architecture import check_architecture, n_params
 from .callbacks import Callback, EarlyStopping
+from .checks import check_positive_int
 from .errors import DivergenceError, InvalidArgumentError, ModelFileError, SaveError, describe
-from .io import (
+from .tensorfile import (
+    CHECKPOINT_FORMAT,
     MAX_COUNT,
-    check_architecture,
     check_format,
     check_tensor,
     dumps,
     json_field,
-    n_params,
     read_file,
     write_file,
 )
 
 __all__ = ["Checkpointer", "restore", "latest_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = "deltaprop.checkpoint"
 #: 2: each layer's W is stored transposed in the flat arrays (see Dense.bind);
 #: version 1 files (W row by row) are converted on reading.
 CHECKPOINT_FORMAT_VERSION = 2
@@ -79,48 +80,13 @@ def latest_checkpoint(folder):
     return found[-1][2] if found else None
 
 
-def _state(run, cbs):
+def _file_contents(run):
     """``(tensors, metadata)`` of a checkpoint of ``run`` as it stands now."""
-    net, opt = run.network, run.optimizer
-    tensors = {"params": net.params}
-    opt_state = opt.state_dict() if hasattr(opt, "state_dict") else {"t": 0, "state": {}}
-    for k, v in opt_state["state"].items():
-        tensors[f"optimizer.{k}"] = v
-    if run.batch > 0 and run.perm is not None:
-        tensors["perm"] = np.asarray(run.perm, dtype=np.int64)
-    for m in run.metrics:
-        tensors[f"metrics.{m.name}"] = np.asarray(m.sums, dtype=np.float64)
-    cb_meta = {}
-    for cb in cbs:
-        key = getattr(cb, "state_key", None)
-        if key and hasattr(cb, "get_state"):
-            meta, arrays = cb.get_state()
-            cb_meta[key] = meta
-            for name, arr in arrays.items():
-                tensors[f"callbacks.{key}.{name}"] = arr
-    sched = run.schedule
-    info = {
-        "epoch": run.epoch,
-        "batch": run.batch,
-        "step": run.step,
-        "epochs": run.epochs,
-        "rng": run.rng.bit_generator.state,
-        "optimizer": {"t": int(opt_state["t"]), "config": opt.get_config() if hasattr(opt, "get_config") else None},
-        "schedule": sched.get_config() if hasattr(sched, "get_config") else None,
-        "history": run.history.to_list(),
-        "loss_sum": float(run.loss_sum),
-        "weight_sum": float(run.weight_sum),
-        "elapsed": float(run.elapsed),
-        "lr": float(run.lr),
-        "stop_training": bool(run.stop_training),
-        "callbacks": cb_meta,
-        "settings": run.settings,
-        "shuffled": run.perm is not None,
-    }
+    info, tensors = run.state_dict()
     metadata = {
         "format": CHECKPOINT_FORMAT,
         "format_version": str(CHECKPOINT_FORMAT_VERSION),
-        "architecture": dumps(net.get_config(), "the network's configuration"),
+        "architecture": dumps(run.network.get_config(), "the network's configuration"),
         "run": dumps(info, "the run's state"),
     }
     return tensors, metadata
@@ -150,16 +116,13 @@ class Checkpointer(Callback):
     def __init__(self, folder, every=1, unit="epoch", keep=3):
         if unit not in ("epoch", "step"):
             raise InvalidArgumentError(f"checkpoint_unit must be 'epoch' or 'step', got {unit!r}")
-        for name, value in (("checkpoint_every", every), ("keep_checkpoints", keep)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"{name} must be a positive integer, got {describe(value)}")
         self.folder = os.fspath(folder)
-        self.every, self.unit, self.keep = every, unit, keep
+        self.every = check_positive_int(every, "checkpoint_every")
+        self.keep = check_positive_int(keep, "keep_checkpoints")
+        self.unit = unit
         self.last_written = None
-        self._cbs = []
 
     def on_train_begin(self, run):
-        self._cbs = getattr(run, "callbacks", None) or self._cbs
         if not run.is_root:
             return
         try:
@@ -199,7 +162,7 @@ class Checkpointer(Callback):
                     f"step {run.step}; no checkpoint written"
                     + (f"; the last good checkpoint is {last}" if last else "")
                 )
-            tensors, metadata = _state(run, self._cbs)
+            tensors, metadata = _file_contents(run)
             write_file(path, tensors, metadata)
             self.last_written = path
             self._prune()
@@ -380,16 +343,14 @@ def _check_same_network(path, theirs, mine):
                                  f"the network being trained has {describe(mine[key])}")
 
 
-def restore(run, path, cbs):
-    """Put a checkpoint's state into ``run`` (and the callbacks) so the loop continues it exactly.
+def restore(run, path):
+    """Put a checkpoint's state into ``run`` (and its callbacks) so the loop continues it exactly.
 
     Parameters
     ----------
-    run : deltaprop.training.Run
+    run : deltaprop.run.Run
     path : path
         A checkpoint, or a folder (its newest checkpoint).
-    cbs : list of callbacks
-        Those with a ``state_key`` found in the checkpoint get ``set_state``.
 
     Raises
     ------
@@ -407,9 +368,17 @@ def restore(run, path, cbs):
             raise InvalidArgumentError(f"no checkpoint (ckpt-*.safetensors) to resume from in {path}")
         path = found
     tensors, arch, info = load_checkpoint(path)
-    net, opt = run.network, run.optimizer
+    _check_same_run(path, run, tensors, arch, info)
+    try:
+        run.load_state_dict(info, tensors)
+    except InvalidArgumentError as exc:  # a callback rejected its state
+        raise ModelFileError(f"{path}: {exc}") from None
+    run.resumed_from = path
 
-    # ---- everything checked against the run before anything changes
+
+def _check_same_run(path, run, tensors, arch, info):
+    """Everything checked against the run before anything changes; the message names the first difference."""
+    net, opt = run.network, run.optimizer
     _check_same_network(path, arch, net.get_config())
     for key in ("batch_size", "n_samples", "n_in", "n_out", "shuffle"):
         theirs, ours = info["settings"].get(key), run.settings.get(key)
@@ -421,9 +390,9 @@ def restore(run, path, cbs):
     our_opt = opt.get_config().get("name") if hasattr(opt, "get_config") else None
     if saved_opt != our_opt:
         raise ModelFileError(f"cannot resume {path}: it used optimizer {saved_opt!r}, this run uses {our_opt!r}")
-    state = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
-    wanted = set(opt.state_dict()["state"]) if hasattr(opt, "state_dict") else set(state)
-    if set(state) != wanted:
+    state = {k[len("optimizer."):] for k in tensors if k.startswith("optimizer.")}
+    wanted = set(opt.state_dict()["state"]) if hasattr(opt, "state_dict") else state
+    if state != wanted:
         raise ModelFileError(
             f"cannot resume {path}: it holds optimizer state {sorted(state)}, {our_opt!r} here needs {sorted(wanted)}"
         )
@@ -440,36 +409,9 @@ def restore(run, path, cbs):
                     f"cannot resume {path} mid-epoch: it lacks the running sums of metric {m.name!r} "
                     f"(or they have another shape)"
                 )
-    cb_states = []
-    for cb in cbs:
+    for cb in run.callbacks:
         key = getattr(cb, "state_key", None)
-        if key and key in info["callbacks"] and hasattr(cb, "set_state"):
+        if isinstance(cb, EarlyStopping) and key in info["callbacks"]:
             prefix = f"callbacks.{key}."
             arrays = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            if isinstance(cb, EarlyStopping):
-                _check_early_stopping(path, info["callbacks"][key], arrays, net.params)
-            cb_states.append((cb, info["callbacks"][key], arrays))
-
-    # ---- apply
-    np.copyto(net.params, tensors["params"])
-    if hasattr(opt, "load_state_dict"):
-        opt.load_state_dict({"t": info["optimizer"]["t"], "state": state})
-    run.rng.bit_generator.state = info["rng"]
-    run.epoch, run.batch, run.step = info["epoch"], info["batch"], info["step"]
-    run.perm = tensors.get("perm")
-    if info["batch"] > 0:
-        for m in run.metrics:
-            m.sums = np.array(tensors[f"metrics.{m.name}"], dtype=np.float64)
-    from .training import History
-
-    run.history = History(info["history"])
-    run.loss_sum, run.weight_sum = float(info["loss_sum"]), float(info["weight_sum"])
-    run.elapsed = float(info["elapsed"])
-    run.lr = float(info["lr"]) if info["lr"] is not None else opt.learning_rate
-    run.stop_training = info["stop_training"]
-    for cb, meta, arrays in cb_states:
-        try:
-            cb.set_state(meta, arrays)
-        except Exception as exc:  # noqa: BLE001 - a user callback may reject its state any way
-            raise ModelFileError(f"{path}: callback state {cb.state_key!r} is invalid: {exc}") from None
-    run.resumed_from = path
+            _check_early_stopping(path, info["callbacks"][key], arrays, net.params)

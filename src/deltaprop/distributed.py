@@ -1,8 +1,7 @@
 """Data-parallel training over MPI: one communicator, deterministic reductions.
 
 Start ``N`` copies of a script (or of ``deltaprop train``) with
-``mpiexec -n N``; each calls ``fit(..., distributed=True)`` (or passes
-``comm=MPIComm()``). Every process (rank) holds the same network and the
+``mpiexec -n N``; each calls ``fit(..., comm=MPIComm())``. Every process (rank) holds the same network and the
 same data; each global batch of ``m`` rows, ``lo:hi``, is cut into contiguous
 shards ``r0:r1`` with ``r0 = lo + m·rank // N``; each rank computes the
 gradient of its shard with the *global* batch's weights (``1/m`` or
@@ -40,12 +39,10 @@ Hence:
 
 Bitwise equality across ``N`` would need the gradient of fixed,
 ``N``-independent chunks of each batch computed separately on every rank and
-the chunk gradients summed in chunk order. Measured on one process
-(784-256-128-10, float32): 8 chunk gradients instead of one cost 2.3 to 4
-times the step at batches of 128 to 512, up to 10 times with 1024-wide
-layers at batch 32, plus ``C/N`` times the reduce-scatter traffic. Data
-parallelism exists to be faster, so deltaprop does not pay that; a given
-``N`` is reproducible bit for bit instead.
+the chunk gradients summed in chunk order, which costs several times the
+step (figures in ``benchmarks/results/mpi.md``). Data parallelism exists to
+be faster, so deltaprop does not pay that; a given ``N`` is reproducible bit
+for bit instead.
 
 Failures
 --------
@@ -67,6 +64,7 @@ import time
 import numpy as np
 
 from .errors import DeltapropError, InvalidArgumentError, InvalidTypeError, describe
+from .tensorfile import json_default
 
 __all__ = ["MPIComm", "MPIUnavailableError", "launched_by_mpi", "ordered_sum", "DEFAULT_TIMEOUT"]
 
@@ -248,7 +246,7 @@ class MPIComm:
         self.reduce_seconds = 0.0
         self.reduce_calls = 0
         self._bufs = {}
-        self._run = None
+        self._position = None  # the run's position, for the timeout message (set by sync_run)
         if abort_on_error and self.size > 1:
             if not _hook["installed"]:
                 _hook["previous"] = sys.excepthook
@@ -301,10 +299,7 @@ class MPIComm:
                 _yield()
                 continue
             if waited > self.timeout:
-                where = ""
-                run = self._run
-                if run is not None:
-                    where = f" at epoch {run.epoch + 1}, step {run.step + 1}"
+                where = f" at {self._position()}" if self._position is not None else ""
                 self._say(
                     f"no answer from the other ranks for {self.timeout:g} s in {what}{where}: a rank has died, "
                     f"hangs or left training early; ending the job (MPI_Abort). Set DELTAPROP_MPI_TIMEOUT "
@@ -384,7 +379,7 @@ class MPIComm:
         """
         data = b""
         if self.rank == root:
-            data = json.dumps(obj, default=_json_default, allow_nan=True).encode("utf-8")
+            data = json.dumps(obj, default=json_default, allow_nan=True).encode("utf-8")
         n = np.array([len(data)], dtype=np.int64)
         self._wait(self.comm.Ibcast(n, root=root), "bcast")
         buf = bytearray(data) if self.rank == root else bytearray(int(n[0]))
@@ -400,7 +395,7 @@ class MPIComm:
 
     def allgather(self, obj):
         """Every rank's ``obj`` (JSON-serialisable), as a list in rank order, on every rank."""
-        data = json.dumps(obj, default=_json_default, allow_nan=True).encode("utf-8")
+        data = json.dumps(obj, default=json_default, allow_nan=True).encode("utf-8")
         sizes = np.zeros(self.size, dtype=np.int64)
         self._wait(self.comm.Iallgather(np.array([len(data)], dtype=np.int64), sizes), "allgather")
         displs = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
@@ -414,21 +409,20 @@ class MPIComm:
         self._wait(self.comm.Ibarrier(), "barrier")
 
     # ------------------------------------------------------- run state
-    def sync_run(self, run, callbacks=()):
+    def sync_run(self, run):
         """Make every rank's run state rank 0's; called once by ``fit`` before the first step.
 
         Checks first that every rank trains the same network with the same
-        settings (else every rank raises the same :class:`InvalidArgumentError`),
-        then broadcasts from rank 0: the parameters, the optimizer state and
-        step count, the generator state, the position (epoch, batch, step,
-        the epoch's order), history, running loss and metric sums, learning
-        rate, and the state of every callback with a ``state_key``. Replicas
-        can then never start apart (Horovod #672), whether the run is fresh,
-        seeded differently on each rank, or resumed from a checkpoint.
+        settings (:meth:`deltaprop.run.Run.fingerprint`; else every rank
+        raises the same :class:`InvalidArgumentError`), then broadcasts rank
+        0's :meth:`~deltaprop.run.Run.state_dict` (parameters, optimizer
+        state and step count, generator state, position and the epoch's
+        order, history, running sums, learning rate, and the callbacks'
+        state) and every rank loads it. Replicas can then never start apart
+        (Horovod #672), whether the run is fresh, seeded differently on each
+        rank, or resumed from a checkpoint.
         """
-        net, opt = run.network, run.optimizer
-        mine = _fingerprint(run)
-        everyone = self.allgather(mine)
+        everyone = self.allgather(run.fingerprint())
         for r, theirs in enumerate(everyone):
             if theirs != everyone[0]:
                 diff = sorted(k for k in set(theirs) | set(everyone[0]) if theirs.get(k) != everyone[0].get(k))
@@ -438,80 +432,12 @@ class MPIComm:
                     f"but {describe(everyone[0].get(k))} on rank 0; every rank must build the same network and "
                     f"load the same data with the same settings"
                 )
-        cb_states, cb_arrays = {}, {}
-        if self.is_root:
-            for cb in callbacks:
-                key = getattr(cb, "state_key", None)
-                if key and hasattr(cb, "get_state") and key not in cb_states:
-                    meta, arrays = cb.get_state()
-                    cb_arrays[key] = {n: np.ascontiguousarray(a) for n, a in arrays.items()}
-                    cb_states[key] = {"meta": meta,
-                                      "arrays": {n: [list(a.shape), a.dtype.str] for n, a in cb_arrays[key].items()}}
-        header = self.bcast({
-            "epoch": run.epoch, "batch": run.batch, "step": run.step,
-            "rng": run.rng.bit_generator.state if self.is_root else None,
-            "opt_t": getattr(opt, "t", 0), "opt_keys": sorted(getattr(opt, "state", {})),
-            "perm": run.perm is not None,
-            "history": run.history.to_list(), "loss_sum": run.loss_sum, "weight_sum": run.weight_sum,
-            "elapsed": run.elapsed, "lr": float(run.lr), "stop_training": bool(run.stop_training),
-            "callbacks": cb_states,
-        } if self.is_root else None)
-        self.bcast_array(net.params, what="sync_run (parameters)")
-        for k in header["opt_keys"]:
-            self.bcast_array(opt.state[k], what="sync_run (optimizer state)")
-        opt.t = header["opt_t"]
-        run.rng.bit_generator.state = header["rng"]
-        if header["perm"]:
-            perm = run.perm if self.is_root else np.empty(run.data.n, dtype=np.int64)
-            perm = np.ascontiguousarray(perm, dtype=np.int64)
-            run.perm = self.bcast_array(perm, what="sync_run (epoch order)")
-        else:
-            run.perm = None
-        for m in run.metrics:
-            sums = np.ascontiguousarray(m.sums, dtype=np.float64)
-            self.bcast_array(sums, what="sync_run (metric sums)")  # global sums: reduced every step
-            m.sums = sums
-        from .training import History
-
-        run.epoch, run.batch, run.step = header["epoch"], header["batch"], header["step"]
-        run.history = History(header["history"])
-        run.loss_sum, run.weight_sum = header["loss_sum"], header["weight_sum"]
-        run.elapsed, run.lr, run.stop_training = header["elapsed"], header["lr"], header["stop_training"]
-        by_key = {}
-        for cb in callbacks:
-            key = getattr(cb, "state_key", None)
-            if key and hasattr(cb, "set_state"):
-                by_key.setdefault(key, []).append(cb)
-        for key, state in header["callbacks"].items():
-            arrays = {}
-            for name, (shape, dtype) in state["arrays"].items():
-                arr = cb_arrays[key][name] if self.is_root else np.empty(shape, dtype=np.dtype(dtype))
-                arrays[name] = self.bcast_array(arr, what=f"sync_run (callback {key})")
-            if not self.is_root:
-                for cb in by_key.get(key, []):
-                    cb.set_state(state["meta"], arrays)
-        self._run = run
-
-
-def _fingerprint(run):
-    """What must agree across ranks: the network, the data's shape, the settings."""
-    net, opt = run.network, run.optimizer
-    return {
-        "the network": net.get_config(),
-        "the number of parameters": int(net.params.size),
-        **{k: v for k, v in run.settings.items() if k != "optimizer"},
-        "epochs": run.epochs,
-        "optimizer": opt.get_config() if hasattr(opt, "get_config") else type(opt).__name__,
-        "optimizer state": {k: [list(v.shape), v.dtype.str] for k, v in sorted(getattr(opt, "state", {}).items())},
-        "metrics": [m.name for m in run.metrics],
-        "bit generator": type(run.rng.bit_generator).__name__,
-    }
-
-
-def _json_default(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
+        meta, arrays = run.state_dict() if self.is_root else (None, None)
+        shapes = {name: [list(a.shape), a.dtype.str] for name, a in arrays.items()} if self.is_root else None
+        meta, shapes = self.bcast([meta, shapes])
+        received = {}
+        for name, (shape, dtype) in shapes.items():
+            buf = np.ascontiguousarray(arrays[name]) if self.is_root else np.empty(shape, dtype=np.dtype(dtype))
+            received[name] = self.bcast_array(buf, what=f"sync_run ({name})")
+        run.load_state_dict(meta, received)
+        self._position = run.position

@@ -28,25 +28,14 @@ check at 1e-6.
 
 import numpy as np
 
-from .layers import Dense
-from .network import Network
-
 __all__ = ["gradcheck", "directional_check", "numerical_gradient"]
 
 
-def _float64_copy(network):
-    # Built from the very activation and loss objects of the original, so a
-    # custom object that is not in any registry can be checked too.
-    layers = [Dense(layer.n_in, layer.n_out, activation=layer.activation, initializer="zeros")
-              for layer in network.layers]
-    copy = Network(layers, loss=network.loss, dtype="float64", seed=0)
-    copy.params[...] = network.params
-    return copy
-
-
 def _prepare(network, X, y, sample_weight):
-    net = _float64_copy(network)
-    X = net._check_X(X)
+    # The float64 copy shares the very activation and loss objects of the
+    # original, so a custom object that is not in any registry can be checked too.
+    net = network.astype("float64")
+    X = net.check_X(X)
     Y = net.prepare_targets(y)
     scale = net.sample_scale(X.shape[0], sample_weight, net.dtype)
     return net, X, Y, scale

@@ -11,22 +11,24 @@ Row form of the seed's equations for a batch of ``m`` samples (rows):
 memory it is column-major: the network's flat store holds ``Wᵀ`` row by row,
 so ``A_prev @ W.T`` and ``grad_W.T = A_prevᵀ Δ`` are plain and
 transposed-left products, which OpenBLAS runs faster than the mirror forms
-(all matrix products of a step, 784-256-128-10: 1.27× faster at batch 32,
-1.09× at 200, 1.03× at 1024; ``benchmarks/bench_layout.py``).
+(measured by ``benchmarks/bench_layout.py``; ``benchmarks/results/layout.md``).
 
 Speed: with a ReLU layer and numba installed (the ``fast`` extra), training
 passes fuse the bias add with ReLU, and ReLU's backward mask with the bias
 gradient, into one pass each (see :mod:`deltaprop._kernels`); the results are
-bit-identical to the NumPy passes.
+bit-identical to the NumPy passes written out first in each method.
 """
 
 import numpy as np
 
 from . import _kernels, activations, initializers
-from .errors import check_positive_int as _positive_int
-from .errors import InvalidArgumentError, InvalidTypeError, describe
+from .checks import check_number, check_positive_int
 
 __all__ = ["Dense"]
+
+#: what a layer holds for its network's flat store and its last pass, never for itself
+_TRANSIENT = ("W", "b", "grad_W", "grad_b", "a_prev", "z", "a", "out", "mask", "_z", "_a", "_out", "_g_prev",
+              "_capacity")
 
 
 class Dense:
@@ -68,18 +70,14 @@ class Dense:
     """
 
     def __init__(self, n_in, n_out, activation="identity", initializer=None, dropout=0.0):
-        self.n_in = _positive_int(n_in, "n_in")
-        self.n_out = _positive_int(n_out, "n_out")
+        self.n_in = check_positive_int(n_in, "n_in")
+        self.n_out = check_positive_int(n_out, "n_out")
         self.activation = activations.get(activation)
         act_name = getattr(self.activation, "name", None)
         self.initializer = (
             initializers.default_for(act_name) if initializer is None else initializers.get(initializer)
         )
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)):
-            raise InvalidTypeError(f"dropout must be a number in [0, 1), got {describe(dropout)}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise InvalidArgumentError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
+        self.dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
         self.W = self.b = self.grad_W = self.grad_b = None
         self._capacity = 0
         self.a_prev = self.z = self.a = self.out = self.mask = None
@@ -121,7 +119,7 @@ class Dense:
 
     _z = _a = _out = _g_prev = None
 
-    def forward(self, a_prev, training=False, rng=None, need_input_grad=True, mask_rows=None):
+    def forward(self, a_prev, training=False, rng=None, need_input_grad=True):
         """Compute the layer's output for a batch.
 
         Parameters
@@ -130,16 +128,11 @@ class Dense:
             Previous layer's output (C-contiguous, the network's dtype).
         training : bool
             Apply dropout (drawing the mask from ``rng``).
-        rng : numpy.random.Generator
+        rng : numpy.random.Generator (or anything with ``random(shape, dtype)``)
             Needed when ``training`` and ``dropout > 0``.
         need_input_grad : bool
             Whether a later backward pass must return ``∂L/∂a_prev`` (False
             for the first layer: the input's delta is never needed).
-        mask_rows : (start, total), optional
-            This batch is rows ``start:start+m`` of a global batch of
-            ``total`` rows (data-parallel training): the dropout mask is drawn
-            for the whole global batch and these rows are used, so every
-            process draws the same numbers as a single process would.
 
         Returns
         -------
@@ -149,22 +142,18 @@ class Dense:
         m = a_prev.shape[0]
         self._ensure_workspace(m, a_prev.dtype, need_input_grad)
         z = self._z[:m]
-        np.matmul(a_prev, self.W.T, out=z)
+        np.matmul(a_prev, self.W.T, out=z)                  # Z = A_prev Wᵀ
         kernels = _kernels.get() if training and self._fusable(z) else None
-        if kernels is not None:
+        if kernels is None:
+            z += self.b                                     # Z += b
+            a = self.activation.forward(z, self._a[:m])     # A = σ(Z)
+        else:  # fast path (bit-identical, tests/test_speed_paths.py): z += b; a = max(z, 0) in one pass
             a = self._a[:m]
-            kernels.bias_relu(z, self.b, a)  # z += b; a = max(z, 0) in one pass
-        else:
-            z += self.b
-            a = self.activation.forward(z, self._a[:m])
+            kernels.bias_relu(z, self.b, a)
         self.a_prev, self.z, self.a = a_prev, z, a
         if training and self.dropout:
             keep = 1.0 - self.dropout
-            if mask_rows is None:
-                mask = rng.random((m, self.n_out), dtype=a.dtype) < keep
-            else:
-                start, total = mask_rows
-                mask = rng.random((total, self.n_out), dtype=a.dtype)[start:start + m] < keep
+            mask = rng.random((m, self.n_out), dtype=a.dtype) < keep
             self.mask = mask.astype(a.dtype)
             self.mask *= 1.0 / keep
             self.out = np.multiply(a, self.mask, out=self._out[:m])
@@ -181,13 +170,13 @@ class Dense:
         ``need_input_grad`` is False.
         """
         if self.mask is not None:
-            grad *= self.mask
+            grad *= self.mask                               # dropout's mask (and 1/keep) on the way back
         fusable = self._fusable(grad) and self._fusable(self.z) and grad.shape == self.z.shape
         kernels = _kernels.get() if fusable else None
         if kernels is None:
-            delta = self.activation.backward(self.z, self.a, grad, grad)
+            delta = self.activation.backward(self.z, self.a, grad, grad)   # Δ = G ⊙ σ'(Z)
             return self.backward_delta(delta, need_input_grad)
-        # Δ = grad ⊙ [z > 0] and grad_b = Σ_rows Δ in one pass; then the matmuls.
+        # fast path (bit-identical): Δ = grad ⊙ [z > 0] and grad_b = Σ_rows Δ in one pass; then the products
         kernels.relu_backward_bias(grad, self.z, self.grad_b)
         return self._backward_matmuls(grad, need_input_grad)
 
@@ -212,6 +201,15 @@ class Dense:
         if not need_input_grad:
             return None
         return np.matmul(delta, self.W, out=self._g_prev[: delta.shape[0]])
+
+    def detached(self):
+        """A copy holding the configuration alone: no parameter views, no workspaces (what a network pickles)."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update({k: v for k, v in self.__dict__.items() if k not in _TRANSIENT})
+        copy.W = copy.b = copy.grad_W = copy.grad_b = None
+        copy.a_prev = copy.z = copy.a = copy.out = copy.mask = None
+        copy._capacity = 0
+        return copy
 
     def get_config(self):
         act = self.activation

@@ -30,6 +30,7 @@ a config dict or an instance.
 
 import numpy as np
 
+from . import activations as _activations
 from .errors import DataError, InvalidArgumentError, InvalidTypeError, describe
 from .registry import Registry
 
@@ -44,6 +45,10 @@ __all__ = [
     "get",
     "register",
     "REGISTRY",
+    "default_loss_for",
+    "default_activation_for",
+    "is_canonical_pair",
+    "choose_output",
 ]
 
 
@@ -55,6 +60,8 @@ class Loss:
     canonical_activation = None
     #: "classification" or "regression": what the targets are.
     task = "regression"
+    #: A single output above this is class 1 (probabilities: 0.5; margins: 0).
+    decision_threshold = 0.5
 
     def prepare_targets(self, y, n_out, dtype):
         return _real_targets(y, n_out, dtype, self.name)
@@ -249,6 +256,7 @@ class Hinge(Loss):
 
     name = "hinge"
     task = "classification"
+    decision_threshold = 0.0  # a margin: its sign is the class
 
     def prepare_targets(self, y, n_out, dtype):
         if n_out == 1:
@@ -321,6 +329,100 @@ def get(spec):
         an object with ``value`` and ``gradient`` methods.
     """
     return _REGISTRY.resolve(spec)
+
+
+# ------------------------------------------------------- matching pairs
+# The one table of which output activation goes with which loss is the
+# losses' own ``canonical_activation``; everything below reads it.
+
+
+def is_canonical_pair(activation, loss):
+    """Whether ``loss``'s fused output delta applies to ``activation`` (its canonical activation)."""
+    name = getattr(activation, "name", None)
+    return name is not None and name == getattr(loss, "canonical_activation", None)
+
+
+def default_loss_for(activation):
+    """The registered loss whose canonical activation is ``activation`` (a name or object); mean squared error if none.
+
+    ``"softmax"`` gives ``"categorical_crossentropy"``, ``"sigmoid"``
+    ``"binary_crossentropy"``, ``"identity"`` and every other activation
+    ``"mean_squared_error"``.
+    """
+    name = activation if isinstance(activation, str) or activation is None else getattr(activation, "name", None)
+    for key, cls in REGISTRY.items():
+        if name is not None and getattr(cls, "canonical_activation", None) == name:
+            return key
+    return "mean_squared_error"
+
+
+def default_activation_for(loss):
+    """The output activation that matches ``loss`` (a name, config or object): its canonical one, else identity."""
+    return getattr(get(loss), "canonical_activation", None) or "identity"
+
+
+def choose_output(task, n_classes=None, n_targets=1, output_activation=None, loss=None):
+    """The output layer for a task: activation, loss, number of outputs and how targets reach the loss.
+
+    Inferred when not given: softmax with categorical cross-entropy for more
+    than two classes, sigmoid with binary cross-entropy (one output) for two,
+    identity with mean squared error for regression. Given only a loss, the
+    output is its canonical activation (identity if it has none); given only
+    an output activation, the loss is its matching one
+    (:func:`default_loss_for`).
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    n_classes : int, optional
+        For classification.
+    n_targets : int, default 1
+        For regression.
+    output_activation, loss : str, optional
+        Names (aliases allowed).
+
+    Returns
+    -------
+    output_activation, loss : str
+        Registered names.
+    n_out : int
+    target_encoding : {"index", "onehot", "real"}
+        How the targets reach the loss: class indices (or 0/1 for one
+        output), one-hot rows (a regression loss on classes), real values.
+
+    Raises
+    ------
+    InvalidArgumentError
+        A classification loss for regression, or a softmax of one output.
+    """
+    if loss is not None:
+        loss = canonical_name(loss)
+        get(loss)  # an unknown name fails here, with the list of names
+    if output_activation is not None:
+        output_activation = _activations.get(output_activation).name
+    if task == "regression":
+        if output_activation is None:
+            output_activation = default_activation_for(loss) if loss is not None else "identity"
+        if loss is None:
+            loss = default_loss_for(output_activation)
+        if get(loss).task == "classification":
+            raise InvalidArgumentError(f"the loss {loss} is for classification, but the task is regression")
+        return output_activation, loss, n_targets, "real"
+    if output_activation is None and loss is None:
+        loss = "binary_crossentropy" if n_classes == 2 else "categorical_crossentropy"
+        output_activation = default_activation_for(loss)
+    elif output_activation is None:
+        output_activation = default_activation_for(loss)
+    elif loss is None:
+        loss = default_loss_for(output_activation)
+    if n_classes == 2 and output_activation != "softmax" and loss != "categorical_crossentropy":
+        n_out = 1
+    else:
+        n_out = n_classes
+    if output_activation == "softmax" and n_out == 1:
+        raise InvalidArgumentError("a softmax output needs at least two outputs")
+    encoding = "index" if get(loss).task == "classification" else "onehot"
+    return output_activation, loss, n_out, encoding
 
 
 def canonical_name(name):

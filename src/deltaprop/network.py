@@ -1,43 +1,43 @@
-"""The network: a stack of Dense layers on one flat parameter store.
+"""The network's math: a stack of layers on one flat parameter store.
 
 Every ``W`` and ``b`` lives in one contiguous 1-D array, ``params``; each
 layer's ``W`` and ``b`` are reshaped views into it, in layer order
 (``W1, b1, W2, b2, ...``). ``grads`` has the same layout and is overwritten by
 each backward pass. An optimizer step is a few vectorised operations over
 ``params`` whatever the depth; a checkpoint is one array.
+
+:class:`FeedForward` is the math alone: forward, backward, prediction and
+configuration. It knows no training loop; :class:`deltaprop.Network` (in
+:mod:`deltaprop.model`) adds ``fit`` and ``evaluate`` on top of it, the way
+Keras composes ``Model(Trainer, Layer)``.
 """
 
 import numpy as np
 
 from . import losses as _losses
+from .checks import check_array, check_dtype, check_sample_weight, sample_scale
 from .errors import DataError, InvalidArgumentError, InvalidTypeError, describe
 from .layers import Dense
 
-__all__ = ["Network", "resolve_dtype"]
+__all__ = ["FeedForward", "resolve_dtype"]
 
-_DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-def resolve_dtype(dtype):
-    """``"float32"``/``"float64"`` (or the NumPy types) -> ``np.dtype``; anything else is an error."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise InvalidTypeError(f"dtype must be 'float32' or 'float64', got {describe(dtype)}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise InvalidArgumentError(f"dtype must be 'float32' or 'float64', got {describe(dtype)}")
-    return dt
+#: ``check_dtype`` under its old name: ``"float32"``/``"float64"`` -> ``np.dtype``.
+resolve_dtype = check_dtype
 
 
-def _default_loss(activation):
-    return {
-        "softmax": "categorical_crossentropy",
-        "sigmoid": "binary_crossentropy",
-    }.get(getattr(activation, "name", None), "mean_squared_error")
+def _per_layer(value, n, name):
+    """One value for every layer, or a list/tuple with one per layer."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise InvalidArgumentError(
+                f"{name} has {len(value)} entries for {n} hidden layer(s); give one for all or one per layer"
+            )
+        return list(value)
+    return [value] * n
 
 
-class Network:
-    r"""A feedforward network trained by backpropagation.
+class FeedForward:
+    r"""A feedforward network: forward and backward passes over a stack of layers.
 
     For ``l = 1..L`` and a batch ``X`` of shape ``(m, n_in)`` (samples are rows):
 
@@ -56,13 +56,15 @@ class Network:
     layers : list of Dense
         ``layers[i].n_out`` must equal ``layers[i + 1].n_in``.
     loss : str, dict or Loss, optional
-        Default: categorical cross-entropy for a softmax output, binary
-        cross-entropy for a sigmoid output, mean squared error otherwise.
+        Default: the output activation's matching loss
+        (:func:`deltaprop.losses.default_loss_for`): categorical
+        cross-entropy for softmax, binary cross-entropy for sigmoid, mean
+        squared error otherwise.
     dtype : {"float32", "float64"}, default "float32"
         Dtype of parameters, gradients, workspaces and outputs.
     seed : int or numpy.random.Generator, optional
         The run's random source: initial weights here, then shuffling and
-        dropout masks in :meth:`fit`. Same seed, data and thread count give
+        dropout masks in ``fit``. Same seed, data and thread count give
         bit-identical weights.
 
     Attributes
@@ -72,6 +74,15 @@ class Network:
     grads : ndarray of shape (n_params,)
         Gradient of the batch loss with respect to ``params``.
     rng : numpy.random.Generator
+        The random source the network was seeded with, which a training run
+        goes on drawing from (it is the run's, lent to the network so that
+        one seed fixes everything).
+
+    Notes
+    -----
+    A network pickles (and deep-copies) as its layers' configuration, its
+    parameters and its generator; the workspaces of the last pass are not
+    kept, and are rebuilt on the next pass.
     """
 
     def __init__(self, layers, loss=None, dtype="float32", seed=None):
@@ -93,8 +104,9 @@ class Network:
                 f"dropout on the output layer would drop predictions; got dropout={layers[-1].dropout} on the last layer"
             )
         self.layers = list(layers)
-        self.loss = _losses.get(_default_loss(self.layers[-1].activation) if loss is None else loss)
-        self.dtype = resolve_dtype(dtype)
+        output = getattr(self.layers[-1].activation, "name", None)
+        self.loss = _losses.get(_losses.default_loss_for(output) if loss is None else loss)
+        self.dtype = check_dtype(dtype)
         if isinstance(seed, np.random.Generator):
             self.rng = seed
         elif seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
@@ -109,11 +121,68 @@ class Network:
             layer.initialize(self.rng)
         self._delta_buf = None
 
+    @classmethod
+    def from_sizes(cls, sizes, activation="relu", output_activation=None, loss=None, dropout=0.0, initializer=None,
+                   dtype="float32", seed=None):
+        """Build a network from its layer sizes: the one builder the command line and estimators share.
+
+        Parameters
+        ----------
+        sizes : sequence of int
+            ``[n_in, hidden_1, ..., hidden_k, n_out]`` (two entries: no hidden layer).
+        activation : str, dict, Activation, or a list of them
+            Hidden activation: one for every hidden layer, or one per layer.
+        output_activation : str, dict or Activation, optional
+            Default: the loss's matching activation
+            (:func:`deltaprop.losses.default_activation_for`), identity
+            without a loss.
+        loss : str, dict or Loss, optional
+            Default: the output activation's matching loss.
+        dropout : float or list of float
+            After each hidden layer: one for all, or one per layer.
+        initializer : str, callable, or a list of them (one per layer, output included), optional
+            Default: He for the ReLU family, Glorot otherwise.
+        dtype, seed
+            As for the constructor.
+        """
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise InvalidArgumentError(f"sizes must list n_in, any hidden sizes and n_out, got {describe(sizes)}")
+        n_hidden = len(sizes) - 2
+        acts = _per_layer(activation, n_hidden, "activation")
+        drops = _per_layer(dropout, n_hidden, "dropout")
+        if output_activation is None:
+            output_activation = "identity" if loss is None else _losses.default_activation_for(_losses.get(loss))
+        inits = _per_layer(initializer, n_hidden + 1, "initializer") if isinstance(initializer, (list, tuple)) \
+            else [initializer] * (n_hidden + 1)
+        layers = [Dense(a, b, activation=act, dropout=p, initializer=init)
+                  for a, b, act, p, init in zip(sizes[:-2], sizes[1:-1], acts, drops, inits)]
+        layers.append(Dense(sizes[-2], sizes[-1], activation=output_activation, initializer=inits[-1]))
+        return cls(layers, loss=loss, dtype=dtype, seed=seed)
+
+    def astype(self, dtype):
+        """A network of the same layers, loss and parameters in ``dtype`` (a new flat store; dropout kept)."""
+        sizes = [self.n_in] + [layer.n_out for layer in self.layers]
+        copy = type(self).from_sizes(
+            sizes, activation=[layer.activation for layer in self.layers[:-1]],
+            output_activation=self.layers[-1].activation, loss=self.loss,
+            dropout=[layer.dropout for layer in self.layers[:-1]], initializer="zeros", dtype=dtype, seed=0)
+        copy.params[...] = self.params
+        return copy
+
+    # --------------------------------------------------------------- pickling
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["layers"] = [layer.detached() for layer in self.layers]
+        state["grads"] = None
+        state["_delta_buf"] = None
+        return state
+
     def __setstate__(self, state):
-        # copy.deepcopy (and scikit-learn's clone of a fitted estimator) copy
-        # params and each layer's W/b as separate arrays: make the layers'
-        # W, b, grad_W, grad_b views of the copied flat store again.
+        # The layers' W, b, grad_W, grad_b are views of the flat store: made again here.
         self.__dict__.update(state)
+        if self.grads is None:
+            self.grads = np.zeros_like(self.params)
         self._bind()
 
     def _bind(self):
@@ -156,28 +225,13 @@ class Network:
             total += (4 if i == 0 else 6) * layer.n_in * layer.n_out
         return total
 
-    # --------------------------------------------------------------- checking
-    def _check_X(self, X, name="X"):
-        X = np.asarray(X)
-        if X.dtype.kind not in "biuf":
-            raise InvalidTypeError(f"{name} must be a numeric array, got dtype {X.dtype}")
-        if X.ndim == 1 and self.n_in == 1:
-            X = X.reshape(-1, 1)
-        if X.ndim != 2:
-            hint = " (use X.reshape(-1, 1) for a single feature)" if X.ndim == 1 else ""
-            raise DataError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}{hint}")
-        if X.shape[1] != self.n_in:
-            raise DataError(f"{name} has {X.shape[1]} features but the network expects {self.n_in}")
-        if X.shape[0] == 0:
-            raise DataError(f"{name} has 0 samples")
-        X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.isfinite(X).all():
-            bad = np.argwhere(~np.isfinite(X))[0]
-            raise DataError(
-                f"{name} contains NaN or infinity ({int(np.count_nonzero(~np.isfinite(X)))} values; "
-                f"first at row {bad[0]}, column {bad[1]})"
-            )
-        return X
+    # ------------------------------------------------------------- checking
+    def check_X(self, X, name="X"):
+        """``X`` checked and converted for a pass: 2-D, ``n_in`` columns, finite, C-ordered, the network's dtype.
+
+        See :func:`deltaprop.checks.check_array`.
+        """
+        return check_array(X, name, n_features=self.n_in, dtype=self.dtype)
 
     def prepare_targets(self, y):
         """Targets in the loss's natural form -> a ``(m, n_out)`` array of the network's dtype."""
@@ -185,21 +239,12 @@ class Network:
 
     @staticmethod
     def sample_scale(m, sample_weight, dtype):
-        """Weights ``s_i`` with ``Σ s_i = 1``: ``1/m``, or ``w_i / Σ w`` (shape (m, 1))."""
-        if sample_weight is None:
-            return dtype.type(1.0 / m)
-        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-        if w.shape[0] != m:
-            raise DataError(f"sample_weight has {w.shape[0]} entries for {m} samples")
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise DataError("sample_weight must be finite and non-negative")
-        total = w.sum()
-        if total <= 0:
-            raise DataError("sample_weight sums to 0: no sample would count")
-        return (w / total).astype(dtype).reshape(-1, 1)
+        """Weights ``s_i`` with ``Σ s_i = 1``: ``1/m``, or ``w_i / Σ w`` (shape (m, 1)); see :func:`deltaprop.checks.sample_scale`."""
+        w = None if sample_weight is None else check_sample_weight(sample_weight, m, positive_sum=True)
+        return sample_scale(m, w, dtype)
 
     # ----------------------------------------------------------------- passes
-    def forward(self, X, training=False, rng=None, mask_rows=None):
+    def forward(self, X, training=False, rng=None):
         """Forward pass over a batch; returns the output activations.
 
         Parameters
@@ -208,10 +253,9 @@ class Network:
             C-contiguous, the network's dtype (use :meth:`predict` for
             arbitrary input).
         training : bool
-            Apply dropout, with masks from ``rng`` (default: ``self.rng``).
-        mask_rows : (start, total), optional
-            For data-parallel training: this batch is rows ``start:start+m``
-            of a global batch of ``total`` rows (see :meth:`Dense.forward`).
+            Apply dropout, with masks from ``rng`` (default: ``self.rng``;
+            anything with ``random(shape, dtype)`` works, such as a
+            data-parallel rank's :class:`deltaprop.batches.ShardRandom`).
 
         Returns
         -------
@@ -221,13 +265,13 @@ class Network:
         rng = self.rng if rng is None else rng
         a = X
         for i, layer in enumerate(self.layers):
-            a = layer.forward(a, training=training, rng=rng, need_input_grad=i > 0, mask_rows=mask_rows)
+            a = layer.forward(a, training=training, rng=rng, need_input_grad=i > 0)
         return a
 
     def batch_loss(self, a, Y, scale):
         """The batch loss ``L = Σ s_i ℓ_i`` of outputs ``a`` against prepared targets ``Y``.
 
-        ``scale`` is :meth:`sample_scale`'s: ``1/m`` or a ``(m, 1)`` column of ``w_i / Σw``.
+        ``scale`` is :func:`deltaprop.checks.sample_scale`'s: ``1/m`` or a ``(m, 1)`` column of ``w_i / Σw``.
         """
         per_sample = self.loss.value(a, Y)
         if isinstance(scale, np.ndarray) and scale.ndim:
@@ -242,7 +286,7 @@ class Network:
         Y : ndarray of shape (m, n_out)
             Prepared targets (see :meth:`prepare_targets`).
         scale : float or ndarray of shape (m, 1)
-            Per-sample weights summing to 1 (see :meth:`sample_scale`).
+            Per-sample weights summing to 1 (see :func:`deltaprop.checks.sample_scale`).
         """
         out_layer = self.layers[-1]
         a, z = out_layer.a, out_layer.z
@@ -251,8 +295,7 @@ class Network:
             self._delta_buf = np.empty((m, self.n_out), dtype=a.dtype)
         delta = self._delta_buf[:m]
         loss = self.batch_loss(a, Y, scale)
-        act_name = getattr(out_layer.activation, "name", None)
-        if act_name is not None and act_name == getattr(self.loss, "canonical_activation", None):
+        if _losses.is_canonical_pair(out_layer.activation, self.loss):
             # Canonical pair: ∂ℓ/∂z directly (a - y up to a constant), exact and overflow-free.
             self.loss.fused_delta(a, Y, delta)
         else:
@@ -285,12 +328,25 @@ class Network:
         float
             The batch loss (weighted mean of the per-sample losses).
         """
-        X = self._check_X(X)
+        X = self.check_X(X)
         Y = self.prepare_targets(y)
         if Y.shape[0] != X.shape[0]:
             raise DataError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
         self.forward(X, training=training)
         return self.backward(Y, self.sample_scale(X.shape[0], sample_weight, self.dtype))
+
+    def _chunks(self, X, batch_size, logits):
+        """Forward passes over ``X`` in chunks of ``batch_size`` rows: output activations or ``Z_L``."""
+        X = X if isinstance(X, np.ndarray) else np.asarray(X)
+        n = X.shape[0] if X.ndim >= 1 else 0
+        if n == 0:
+            self.check_X(X)  # raises the zero-sample (or shape) error
+        out = np.empty((n, self.n_out), dtype=self.dtype)
+        for start in range(0, n, batch_size):
+            chunk = self.check_X(X[start:start + batch_size])
+            a = self.forward(chunk, training=False)
+            out[start:start + chunk.shape[0]] = self.layers[-1].z if logits else a
+        return out
 
     def predict(self, X, batch_size=4096):
         """Output activations for ``X`` (dropout off).
@@ -305,27 +361,15 @@ class Network:
         -------
         ndarray of shape (n_samples, n_out), the network's dtype
         """
-        X = np.asarray(X)
-        n = X.shape[0] if X.ndim >= 1 else 0
-        out = np.empty((n, self.n_out), dtype=self.dtype)
-        if n == 0:
-            self._check_X(X)  # raises the zero-sample error
-        for start in range(0, n, batch_size):
-            chunk = self._check_X(X[start:start + batch_size])
-            out[start:start + chunk.shape[0]] = self.forward(chunk, training=False)
-        return out
+        return self._chunks(X, batch_size, logits=False)
 
-    def fit(self, X, y, **kwargs):
-        """Train the network; see :func:`deltaprop.training.fit` for the arguments."""
-        from .training import fit
+    def logits(self, X, batch_size=4096):
+        """The output layer's pre-activations ``Z_L`` for ``X`` (dropout off), shape (n_samples, n_out).
 
-        return fit(self, X, y, **kwargs)
-
-    def evaluate(self, X, y, **kwargs):
-        """Loss and metrics on ``(X, y)``, weights untouched; see :func:`deltaprop.training.evaluate`."""
-        from .training import evaluate
-
-        return evaluate(self, X, y, **kwargs)
+        What log-probabilities and margins are computed from: ``log softmax(Z_L)``
+        stays finite where ``log(predict(X))`` underflows.
+        """
+        return self._chunks(X, batch_size, logits=True)
 
     # ---------------------------------------------------------------- config
     def get_config(self):
@@ -359,4 +403,4 @@ class Network:
 
     def __repr__(self):
         sizes = "-".join(str(s) for s in [self.n_in] + [layer.n_out for layer in self.layers])
-        return f"Network({sizes}, loss={getattr(self.loss, 'name', self.loss)!r}, dtype={self.dtype.name!r})"
+        return f"{type(self).__name__}({sizes}, loss={getattr(self.loss, 'name', self.loss)!r}, dtype={self.dtype.name!r})"

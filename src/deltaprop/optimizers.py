@@ -43,29 +43,11 @@ import math
 import numpy as np
 
 from . import _kernels
+from .checks import check_number
 from .errors import InvalidArgumentError, InvalidTypeError, describe
 from .registry import Registry
 
 __all__ = ["Optimizer", "SGD", "AdaGrad", "RMSProp", "Adam", "AdamW", "get", "register", "REGISTRY"]
-
-
-def _number(value, name, low=None, high=None, low_open=False, high_open=False, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidTypeError(f"{name} must be a number, got {describe(value)}")
-    value = float(value)
-    ok = math.isfinite(value)
-    if low is not None:
-        ok = ok and (value > low if low_open else value >= low)
-    if high is not None:
-        ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
-        hi = "" if high is None else (f"< {high}" if high_open else f"<= {high}")
-        rng = " and ".join(s for s in (lo, hi) if s)
-        raise InvalidArgumentError(f"Invalid {name}: {value!r} (must be finite{', ' + rng if rng else ''})")
-    return value
 
 
 class Optimizer:
@@ -80,14 +62,37 @@ class Optimizer:
     flush_every = 16
 
     def __init__(self, learning_rate, weight_decay=0.0, clipnorm=None):
-        self.learning_rate = _number(learning_rate, "learning rate", low=0.0, low_open=True)
-        self.weight_decay = _number(weight_decay, "weight_decay", low=0.0)
-        self.clipnorm = _number(clipnorm, "clipnorm", low=0.0, low_open=True, allow_none=True)
+        self.learning_rate = check_number(learning_rate, "learning_rate", low=0.0, low_open=True)
+        self.weight_decay = check_number(weight_decay, "weight_decay", low=0.0)
+        self.clipnorm = check_number(clipnorm, "clipnorm", low=0.0, low_open=True, allow_none=True)
         self.t = 0
         self.state = {}
         self._decay_mask = None
         self._tmp = None
         self._below = None
+
+    def configure(self, learning_rate=None, weight_decay=None, clipnorm=None):
+        """Change the common hyperparameters (those given), validated as the constructor does."""
+        if learning_rate is not None:
+            self.learning_rate = check_number(learning_rate, "learning_rate", low=0.0, low_open=True)
+        if weight_decay is not None:
+            self.weight_decay = check_number(weight_decay, "weight_decay", low=0.0)
+        if clipnorm is not None:
+            self.clipnorm = check_number(clipnorm, "clipnorm", low=0.0, low_open=True)
+        return self
+
+    def prepare(self, params, decay_mask=None):
+        """Get ready to update ``params`` (called by ``fit``).
+
+        State left by an earlier run on the same parameters is kept (a warm
+        start continues with its moments and step count); otherwise, or when
+        its arrays do not fit ``params``, the state starts afresh
+        (:meth:`init`).
+        """
+        fits = (self._tmp is not None and len(self.state) == len(self._state_names)
+                and all(v.shape == params.shape for v in self.state.values()))
+        if not fits:
+            self.init(params, decay_mask=decay_mask)
 
     def init(self, params, decay_mask=None):
         """Allocate zeroed state aligned with ``params`` and reset the step count."""
@@ -208,7 +213,7 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clipnorm=None):
         super().__init__(learning_rate, weight_decay, clipnorm)
-        self.momentum = _number(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        self.momentum = check_number(momentum, "momentum", low=0.0, high=1.0, high_open=True)
         if nesterov and self.momentum == 0:
             raise InvalidArgumentError("Nesterov momentum needs momentum > 0, got momentum=0")
         self.nesterov = bool(nesterov)
@@ -248,8 +253,8 @@ class AdaGrad(Optimizer):
 
     def __init__(self, learning_rate=0.01, eps=1e-10, initial_accumulator_value=0.0, weight_decay=0.0, clipnorm=None):
         super().__init__(learning_rate, weight_decay, clipnorm)
-        self.eps = _number(eps, "eps", low=0.0, low_open=True)
-        self.initial_accumulator_value = _number(initial_accumulator_value, "initial_accumulator_value", low=0.0)
+        self.eps = check_number(eps, "eps", low=0.0, low_open=True)
+        self.initial_accumulator_value = check_number(initial_accumulator_value, "initial_accumulator_value", low=0.0)
 
     flush_every = 0  # the accumulator only grows
 
@@ -281,8 +286,8 @@ class RMSProp(Optimizer):
 
     def __init__(self, learning_rate=0.001, rho=0.9, eps=1e-8, weight_decay=0.0, clipnorm=None):
         super().__init__(learning_rate, weight_decay, clipnorm)
-        self.rho = _number(rho, "rho", low=0.0, high=1.0, high_open=True)
-        self.eps = _number(eps, "eps", low=0.0, low_open=True)
+        self.rho = check_number(rho, "rho", low=0.0, high=1.0, high_open=True)
+        self.eps = check_number(eps, "eps", low=0.0, low_open=True)
 
     def _update(self, p, g, lr):
         v, tmp = self.state["sq_avg"], self._tmp
@@ -316,9 +321,9 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, clipnorm=None):
         super().__init__(learning_rate, weight_decay, clipnorm)
-        self.beta1 = _number(beta1, "beta1", low=0.0, high=1.0, high_open=True)
-        self.beta2 = _number(beta2, "beta2", low=0.0, high=1.0, high_open=True)
-        self.eps = _number(eps, "eps", low=0.0, low_open=True)
+        self.beta1 = check_number(beta1, "beta1", low=0.0, high=1.0, high_open=True)
+        self.beta2 = check_number(beta2, "beta2", low=0.0, high=1.0, high_open=True)
+        self.eps = check_number(eps, "eps", low=0.0, low_open=True)
 
     def _update(self, p, g, lr):
         m, v, tmp = self.state["m"], self.state["v"], self._tmp

@@ -3,9 +3,10 @@
 A schedule is a callable ``schedule(step, base_lr) -> lr``, where ``step`` is
 the number of optimizer steps already taken (0 for the first step) and
 ``base_lr`` the optimizer's ``learning_rate``. Steps, not epochs, are the unit
-(as in Keras); :func:`deltaprop.training.fit` tells a schedule created with
-``per_epoch=True`` how many steps make an epoch, so its sizes can be given
-in epochs.
+(as in Keras). Before the first step, :func:`deltaprop.training.fit` calls
+``schedule.bind(steps_per_epoch, run_steps)``: a schedule created with
+``per_epoch=True`` then takes its sizes in epochs, and one sized by the run
+(``cosine`` without ``total_steps``) learns the run's length.
 
 =================  ============================================================
 ``constant``       η_t = η
@@ -19,20 +20,16 @@ in epochs.
 
 import math
 
-from .errors import InvalidArgumentError, InvalidTypeError, describe
+from .checks import check_number, check_positive_int
+from .errors import InvalidTypeError, describe
 from .registry import Registry
 
-__all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "LinearWarmup", "get", "REGISTRY"]
+__all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "LinearWarmup", "get", "register",
+           "REGISTRY"]
 
 
-def _positive(value, name, integer=False):
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        kind = "a positive integer" if integer else "a positive number"
-        raise InvalidTypeError(f"{name} must be {kind}, got {describe(value)}")
-    if not (value > 0 and math.isfinite(value)):
-        raise InvalidArgumentError(f"{name} must be positive, got {value!r}")
-    return value
+def _positive(value, name):
+    return check_number(value, name, low=0.0, low_open=True)
 
 
 class Schedule:
@@ -46,6 +43,15 @@ class Schedule:
 
     def _scale(self, n):
         return n * self.steps_per_epoch if self.per_epoch else n
+
+    def bind(self, steps_per_epoch, run_steps=None):
+        """Learn the run's shape before its first step: steps per epoch, and the run's length in steps (or None)."""
+        self.steps_per_epoch = steps_per_epoch
+
+    @property
+    def sized_by_run(self):
+        """Whether the schedule's length comes from the run (:meth:`bind`'s ``run_steps``)."""
+        return False
 
     def __call__(self, step, base_lr):
         raise NotImplementedError
@@ -79,7 +85,7 @@ class StepDecay(Schedule):
 
     def __init__(self, step_size, gamma=0.1, per_epoch=False):
         super().__init__(per_epoch)
-        self.step_size = _positive(step_size, "step_size", integer=True)
+        self.step_size = check_positive_int(step_size, "step_size")
         self.gamma = _positive(gamma, "gamma")
 
     def __call__(self, step, base_lr):
@@ -97,7 +103,7 @@ class ExponentialDecay(Schedule):
     def __init__(self, gamma=0.96, decay_steps=1, per_epoch=False):
         super().__init__(per_epoch)
         self.gamma = _positive(gamma, "gamma")
-        self.decay_steps = _positive(decay_steps, "decay_steps", integer=True)
+        self.decay_steps = check_positive_int(decay_steps, "decay_steps")
 
     def __call__(self, step, base_lr):
         return base_lr * self.gamma ** (step / self._scale(self.decay_steps))
@@ -109,19 +115,26 @@ class ExponentialDecay(Schedule):
 class CosineDecay(Schedule):
     """η_t = η_min + ½ (η - η_min)(1 + cos(π min(t, T)/T)), T = ``total_steps``.
 
-    ``total_steps=None`` lets :func:`~deltaprop.training.fit` set T to the
-    whole run (epochs × steps per epoch).
+    ``total_steps=None`` makes T the whole run (epochs × steps per epoch),
+    which :meth:`bind` tells it.
     """
 
     name = "cosine"
 
     def __init__(self, total_steps=None, min_lr=0.0, per_epoch=False):
         super().__init__(per_epoch)
-        self.total_steps = None if total_steps is None else _positive(total_steps, "total_steps", integer=True)
-        if isinstance(min_lr, bool) or not isinstance(min_lr, (int, float)) or min_lr < 0:
-            raise InvalidArgumentError(f"min_lr must be a number >= 0, got {describe(min_lr)}")
-        self.min_lr = float(min_lr)
-        self.run_steps = None  # set by fit when total_steps is None
+        self.total_steps = None if total_steps is None else check_positive_int(total_steps, "total_steps")
+        self.min_lr = check_number(min_lr, "min_lr", low=0.0)
+        self.run_steps = None  # the run's length, given by bind when total_steps is None
+
+    def bind(self, steps_per_epoch, run_steps=None):
+        super().bind(steps_per_epoch, run_steps)
+        if self.total_steps is None:
+            self.run_steps = run_steps
+
+    @property
+    def sized_by_run(self):
+        return self.total_steps is None
 
     def __call__(self, step, base_lr):
         total = self._scale(self.total_steps) if self.total_steps is not None else self.run_steps
@@ -141,7 +154,7 @@ class LinearWarmup(Schedule):
 
     def __init__(self, warmup_steps, after=None, per_epoch=False):
         super().__init__(per_epoch)
-        self.warmup_steps = _positive(warmup_steps, "warmup_steps", integer=True)
+        self.warmup_steps = check_positive_int(warmup_steps, "warmup_steps")
         self.after = Constant() if after is None else get(after)
 
     @property
@@ -153,6 +166,17 @@ class LinearWarmup(Schedule):
         self._spe = value
         if hasattr(self, "after"):
             self.after.steps_per_epoch = value
+
+    def bind(self, steps_per_epoch, run_steps=None):
+        self.steps_per_epoch = steps_per_epoch
+        # the wrapped schedule runs for what the warm-up leaves of the run
+        if hasattr(self.after, "bind"):
+            rest = None if run_steps is None else max(run_steps - self._scale(self.warmup_steps), 0)
+            self.after.bind(steps_per_epoch, rest)
+
+    @property
+    def sized_by_run(self):
+        return getattr(self.after, "sized_by_run", False)
 
     def __call__(self, step, base_lr):
         warm = self._scale(self.warmup_steps)
@@ -168,6 +192,11 @@ REGISTRY = {cls.name: cls for cls in (Constant, StepDecay, ExponentialDecay, Cos
 
 
 _REGISTRY = Registry("schedule", REGISTRY, base=Schedule)
+
+
+def register(name, cls):
+    """Register a schedule class (or factory) under ``name`` for :func:`get`."""
+    return _REGISTRY.register(name, cls)
 
 
 def get(spec):

@@ -1,0 +1,253 @@
+"""Feature scaling fitted on training data, in blocks of rows (memory-mapped data welcome)."""
+
+import numpy as np
+
+from ..checks import check_array, check_finite, check_float_dtype, check_positive_int
+from ..checks import chunk_rows as rows_per_block
+from ..errors import DataError, InvalidArgumentError, UnknownNameError, describe
+
+__all__ = ["Scaler", "SCALER_KINDS"]
+
+
+SCALER_KINDS = ("standard", "minmax", "none")
+
+
+class Scaler:
+    """Per-feature affine scaling ``x' = (x - offset) / scale``, fitted on training data.
+
+    - ``"standard"``: offset = mean, scale = standard deviation (population,
+      ``ddof=0``), so each feature of the training data gets mean 0 and
+      variance 1.
+    - ``"minmax"``: offset = min, scale = max - min, so the training data
+      spans [0, 1].
+    - ``"none"``: offset 0, scale 1 (only the dtype conversion and the
+      feature-count check remain).
+
+    A constant feature (max == min in the training data) gets scale 1, as in
+    scikit-learn, so it becomes 0 and never a division by zero.
+
+    Parameters
+    ----------
+    kind : {"standard", "minmax", "none"}, default "standard"
+
+    Attributes
+    ----------
+    offset_ : ndarray of float64, shape (n_features,)
+    scale_ : ndarray of float64, shape (n_features,)
+        Positive and finite.
+    n_features_in_ : int
+    """
+
+    def __init__(self, kind="standard"):
+        if kind not in SCALER_KINDS:
+            raise UnknownNameError(
+                f"unknown scaler kind {describe(kind)}; the kinds are {', '.join(map(repr, SCALER_KINDS))}"
+            )
+        self.kind = kind
+        self.offset_ = None
+        self.scale_ = None
+        self.n_features_in_ = None
+
+    def __repr__(self):
+        fitted = "" if self.n_features_in_ is None else f", n_features={self.n_features_in_}"
+        return f"Scaler(kind={self.kind!r}{fitted})"
+
+    def fit(self, X, chunk_rows=None):
+        """Compute offset and scale from training features ``X``.
+
+        Reads ``X`` once, in blocks of rows (``chunk_rows`` each; by default
+        about a million values), so a memory-mapped ``X`` never has to fit in
+        memory. Statistics accumulate in float64: the mean and variance with
+        Chan et al.'s pairwise update of (count, mean, M2), which stays accurate
+        over many blocks, and min/max exactly.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        chunk_rows : int or None
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DataError
+            NaN or infinity in ``X``, or no samples.
+        """
+        X = check_array(X, "X", finite=False)
+        n_samples, n_features = X.shape
+        step = rows_per_block(n_features) if chunk_rows is None else check_positive_int(chunk_rows, "chunk_rows")
+        count = 0
+        mean = np.zeros(n_features)
+        m2 = np.zeros(n_features)
+        lo = np.full(n_features, np.inf)
+        hi = np.full(n_features, -np.inf)
+        for start in range(0, n_samples, step):
+            block = np.asarray(X[start : start + step], dtype=np.float64)
+            if not np.isfinite(block).all():
+                check_finite(X, "X")
+            np.minimum(lo, block.min(axis=0), out=lo)
+            np.maximum(hi, block.max(axis=0), out=hi)
+            if self.kind != "standard":
+                continue
+            n_b = block.shape[0]
+            mean_b = block.mean(axis=0)
+            centred = block - mean_b  # never in place: block may be a view of X
+            m2_b = np.einsum("ij,ij->j", centred, centred)
+            total = count + n_b
+            delta = mean_b - mean
+            mean += delta * (n_b / total)
+            m2 += m2_b + delta**2 * (count * n_b / total)
+            count = total
+        constant = hi == lo
+        if self.kind == "standard":
+            offset = np.where(constant, lo, mean)
+            scale = np.sqrt(m2 / n_samples)
+        elif self.kind == "minmax":
+            offset = lo
+            scale = hi - lo
+        else:
+            offset = np.zeros(n_features)
+            scale = np.ones(n_features)
+        scale[constant | (scale == 0)] = 1.0
+        self.offset_, self.scale_, self.n_features_in_ = offset, scale, n_features
+        return self
+
+    def transform(self, X, dtype=np.float32, out=None):
+        """Scale ``X`` with the fitted offset and scale.
+
+        Works in blocks of rows; a memory-mapped ``X`` is read block by block
+        and only the result is held in memory (or written into ``out``).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        dtype : float dtype, default np.float32
+        out : ndarray of shape (n_samples, n_features) and dtype ``dtype``, optional
+            Where to write the result (may be ``X`` itself when the dtypes match).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features) and dtype ``dtype``
+
+        Raises
+        ------
+        InvalidArgumentError
+            Not fitted, or a feature count different from fit's (both named),
+            or a bad ``out``.
+        DataError
+            NaN or infinity in ``X``.
+        """
+        if self.n_features_in_ is None:
+            raise InvalidArgumentError("this Scaler is not fitted yet: call fit(X_train) first")
+        X = check_array(X, "X", allow_empty=True, finite=False)
+        if X.shape[1] != self.n_features_in_:
+            raise InvalidArgumentError(
+                f"X has {X.shape[1]} features, but this Scaler was fitted on {self.n_features_in_} features"
+            )
+        dtype = check_float_dtype(dtype, "dtype")
+        if out is None:
+            out = np.empty(X.shape, dtype=dtype)
+        elif not isinstance(out, np.ndarray) or out.shape != X.shape or out.dtype != dtype:
+            got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else describe(out)
+            raise InvalidArgumentError(
+                f"out must be an ndarray of dtype {dtype} and shape {X.shape}, got {got} "
+                f"(pass dtype= to match out's dtype)"
+            )
+        identity = self.kind == "none"
+        offset, scale = self.offset_, self.scale_
+        step = rows_per_block(X.shape[1])
+        for start in range(0, X.shape[0], step):
+            block = X[start : start + step]
+            if block.dtype.kind == "f" and not np.isfinite(block).all():
+                check_finite(X, "X")
+            target = out[start : start + step]
+            if identity:
+                target[...] = block
+            else:
+                # Computed in float64 (offset and scale are float64), rounded once into out.
+                np.subtract(block, offset, out=target, casting="same_kind")
+                np.divide(target, scale, out=target, casting="same_kind")
+        return out
+
+    def fit_transform(self, X, dtype=np.float32, out=None):
+        """``fit(X)`` then ``transform(X, dtype, out)``."""
+        return self.fit(X).transform(X, dtype=dtype, out=out)
+
+    def inverse_transform(self, X):
+        """Back to the original units: ``x = x' · scale + offset``, computed in float64.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Scaled values (a network's outputs for standardised targets).
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples, n_features)
+        """
+        if self.n_features_in_ is None:
+            raise InvalidArgumentError("this Scaler is not fitted yet: call fit(X_train) first")
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise InvalidArgumentError(
+                f"X has shape {X.shape}, but this Scaler was fitted on {self.n_features_in_} features"
+            )
+        return X.astype(np.float64) * self.scale_ + self.offset_
+
+    def state(self):
+        """Everything needed to rebuild this fitted scaler, for model files.
+
+        Returns
+        -------
+        config : dict
+            JSON-serialisable: ``{"kind": str, "n_features": int}``.
+        arrays : dict of str to ndarray
+            ``{"offset": float64 (n_features,), "scale": float64 (n_features,)}``
+            (copies).
+        """
+        if self.n_features_in_ is None:
+            raise InvalidArgumentError("this Scaler is not fitted yet: call fit(X_train) before state()")
+        config = {"kind": self.kind, "n_features": int(self.n_features_in_)}
+        return config, {"offset": self.offset_.copy(), "scale": self.scale_.copy()}
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        """Rebuild a fitted scaler from :meth:`state`'s output, validating every field.
+
+        Raises
+        ------
+        InvalidArgumentError
+            A config that is not a dict, an unknown kind, a bad feature count.
+        DataError
+            Arrays missing, of the wrong shape, not finite, scale not positive,
+            or (kind "none") not offset 0 and scale 1.
+        """
+        if not isinstance(config, dict):
+            raise InvalidArgumentError(f"scaler config must be a dict, got {describe(config)}")
+        if not isinstance(arrays, dict):
+            raise InvalidArgumentError(f"scaler arrays must be a dict, got {describe(arrays)}")
+        scaler = cls(config.get("kind"))
+        n = config.get("n_features")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidArgumentError(f"scaler n_features must be a positive int, got {describe(n)}")
+        loaded = {}
+        for key in ("offset", "scale"):
+            if key not in arrays:
+                raise DataError(f"scaler state lacks the array {key!r} (found {sorted(arrays)})")
+            a = np.asarray(arrays[key])
+            if a.dtype.kind not in "iuf" or a.shape != (n,):
+                raise DataError(
+                    f"scaler array {key!r} must be real numbers of shape ({n},), got {a.dtype} {a.shape}"
+                )
+            a = a.astype(np.float64)
+            if not np.isfinite(a).all():
+                raise DataError(f"scaler array {key!r} holds NaN or infinite values")
+            loaded[key] = a
+        if not (loaded["scale"] > 0).all():
+            raise DataError(f"scaler array 'scale' must be positive, got minimum {loaded['scale'].min()}")
+        if scaler.kind == "none" and (loaded["offset"].any() or (loaded["scale"] != 1).any()):
+            raise DataError("a scaler of kind 'none' must have offset 0 and scale 1")
+        scaler.offset_, scaler.scale_, scaler.n_features_in_ = loaded["offset"], loaded["scale"], n
+        return scaler
