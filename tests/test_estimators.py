@@ -158,7 +158,7 @@ def test_multiclass_and_log_proba(blobs):
         assert np.any(np.log(clf.predict_proba(far)) == -np.inf)
     logp = clf.predict_log_proba(far)
     assert np.all(np.isfinite(logp))
-    z = clf._logits(far).astype(np.float64)
+    z = clf.network_.logits(far).astype(np.float64)
     shifted = z - z.max(axis=1, keepdims=True)
     assert_allclose(logp, shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)), rtol=1e-12)
 
@@ -293,6 +293,21 @@ def test_class_weight_is_sample_weight(blobs):
         DeltapropClassifier(class_weight={7: 1.0}, epochs=1).fit(X, y)
 
 
+def test_class_weight_is_deltaprops_rule(blobs):
+    """The estimator's class weights are deltaprop.training.class_weights (balanced: weighted by sample_weight)."""
+    X, y = blobs
+    X, y = X[:100], y[:100]
+    labels = np.array(["cat", "dog", "eel"])[y]
+    sw = np.where(np.arange(100) % 3 == 0, 0.5, 2.0)
+    base = dict(hidden_layer_sizes=(8,), epochs=5, batch_size=16, random_state=0)
+    for class_weight, sample_weight in [("balanced", None), ("balanced", sw), ({"dog": 3.0, "eel": 0.25}, sw)]:
+        ours = DeltapropClassifier(class_weight=class_weight, **base).fit(X, labels, sample_weight=sample_weight)
+        cw = dp.training.class_weights(class_weight, y, 3, sample_weight=sample_weight, labels=ours.classes_)
+        explicit = DeltapropClassifier(**base).fit(X, labels, sample_weight=cw if sample_weight is None
+                                                   else sample_weight * cw)
+        assert_array_equal(ours.network_.params, explicit.network_.params)
+
+
 def test_zero_weight_is_removal(blobs):
     X, y = blobs
     w = np.ones(120)
@@ -341,6 +356,24 @@ def test_partial_fit_argument_errors(blobs):
         clf.set_params(hidden_layer_sizes=(5,)).partial_fit(X, y)
     with pytest.raises(ValueError, match="4 features"):
         clf.set_params(hidden_layer_sizes=(4,)).partial_fit(X[:, :3], y)
+
+
+@pytest.mark.parametrize("schedule", [{"name": "cosine"}, dp.CosineDecay(min_lr=1e-4),
+                                      {"name": "warmup", "warmup_steps": 2, "after": {"name": "cosine"}}])
+def test_partial_fit_refuses_a_schedule_sized_by_the_run(blobs, schedule):
+    """partial_fit cannot know how long its run is; fit can, and uses the schedule."""
+    X, y = blobs
+    clf = DeltapropClassifier(hidden_layer_sizes=(4,), schedule=schedule, random_state=0)
+    with pytest.raises(InvalidArgumentError, match=r"partial_fit cannot know.*total_steps"):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert not hasattr(clf, "network_")  # refused before anything was built
+    clf.set_params(epochs=3).fit(X, y)
+    assert clf.n_iter_ == 3
+    with pytest.raises(InvalidArgumentError, match="partial_fit cannot know"):
+        clf.partial_fit(X, y)  # nor after a fit
+    sized = {"name": "cosine", "total_steps": 20}
+    clf.set_params(schedule=sized).partial_fit(X, y)  # with its length given, it continues
+    assert clf.n_iter_ == 4
 
 
 def test_optimizer_object_is_copied_not_changed(blobs):
@@ -514,6 +547,9 @@ def test_pickle_keeps_the_parameter_store(blobs):
         assert_array_equal(twin.predict_proba(X), clf.predict_proba(X))
         for layer in twin.network_.layers:
             assert np.shares_memory(layer.W, twin.network_.params)
+            assert np.shares_memory(layer.b, twin.network_.params)
+        assert np.shares_memory(twin.coefs_[0], twin.network_.params)
+        assert not np.shares_memory(twin.network_.params, clf.network_.params)
     twin.partial_fit(X, y)
     clf.partial_fit(X, y)  # the same state, the same step
     assert_array_equal(twin.network_.params, clf.network_.params)
@@ -525,7 +561,7 @@ def test_unfitted_and_parameter_errors(blobs):
         DeltapropClassifier().predict(X)
     cases = [
         (dict(learning_rate="adaptive"), "schedule='adaptive'"),
-        (dict(activation=["relu", "tanh"]), "2 entries but hidden_layer_sizes has 1"),
+        (dict(activation=["relu", "tanh"]), "activation has 2 entries for 1 hidden layer"),
         (dict(loss="squared_error"), "DeltapropRegressor"),
         (dict(optimizer="adamw"), "alpha=0"),
         (dict(optimizer={"name": "adam", "weight_decay": 0.1}), "alpha"),
