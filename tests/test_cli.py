@@ -374,6 +374,7 @@ def test_default_run_digits_reaches_97_percent(tmp_path):
 
 def test_streamed_memmap_matches_in_memory_training(tmp_path, monkeypatch, capsys):
     """An NPY file above the streaming threshold is copied, scaled, to a scratch memmap that fit streams."""
+    import deltaprop.batches as batches
     import deltaprop.training as training
     from deltaprop.cli import main
 
@@ -390,7 +391,7 @@ def test_streamed_memmap_matches_in_memory_training(tmp_path, monkeypatch, capsy
         seen.append((type(X), os.path.dirname(X.filename) if isinstance(X, np.memmap) else None))
         return real_fit(network, X, y, **kwargs)
 
-    monkeypatch.setattr(training, "STREAM_BYTES", 1024)
+    monkeypatch.setattr(batches, "STREAM_BYTES", 1024)
     monkeypatch.setattr(training, "fit", spy)
     assert main(args + ["--out", str(tmp_path / "streamed.safetensors"), "--scratch-dir", str(tmp_path)]) == 0
     assert seen[0][0] is np.memmap
@@ -497,14 +498,14 @@ def test_progress_and_messages_without_quiet(tmp_path):
 
 def test_threads_limit_blas_through_threadpoolctl(monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from deltaprop.cli import _thread_limit
+    from deltaprop.cli.common import thread_limit
 
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)
     blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
     if not blas:
         pytest.skip("no BLAS library that threadpoolctl knows")
-    with _thread_limit(1):
+    with thread_limit(1):
         assert all(i["num_threads"] == 1 for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
         assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
     after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
@@ -512,12 +513,12 @@ def test_threads_limit_blas_through_threadpoolctl(monkeypatch):
 
 
 def test_threads_without_threadpoolctl_warns(monkeypatch, capsys):
-    from deltaprop.cli import _thread_limit
+    from deltaprop.cli.common import thread_limit
 
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)  # restored after the test
-    with _thread_limit(3):
+    with thread_limit(3):
         assert os.environ["OMP_NUM_THREADS"] == "3"
     err = capsys.readouterr().err
     assert err.startswith("deltaprop: warning: --threads 3 needs threadpoolctl") and "OPENBLAS_NUM_THREADS=3" in err
@@ -576,6 +577,65 @@ def test_ctrl_c_writes_a_checkpoint_exits_130_and_resumes_exactly(tmp_path):
     ok(run(*common, "--out", "straight.safetensors", cwd=tmp_path))
     a, b = dp.load(tmp_path / "straight.safetensors"), dp.load(tmp_path / "resumed.safetensors")
     np.testing.assert_array_equal(a.params, b.params)
+
+
+# ---------------------------------------------------------------------------
+# No module state: the MPI communicator travels on the parsed arguments
+# ---------------------------------------------------------------------------
+
+
+def _cli_module_state():
+    """The globals of every ``deltaprop.cli`` module: the object bound to each name, and containers' contents."""
+    state = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "deltaprop.cli" or name.startswith("deltaprop.cli.")):
+            continue
+        for key, value in vars(module).items():
+            if key.startswith("__"):
+                continue  # __builtins__ and the like belong to the interpreter
+            shallow = None
+            if isinstance(value, dict):
+                shallow = dict(value)
+            elif isinstance(value, (list, set)):
+                shallow = list(value)
+            state[name, key] = (id(value), shallow)
+    return state
+
+
+def test_train_leaves_no_module_state_behind(tmp_path, monkeypatch):
+    import deltaprop.distributed as distributed
+    from deltaprop.cli import main
+
+    X, y = blobs(seed=14)
+    write_csv(tmp_path / "a.csv", X, y)
+    common = ["train", "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "m.safetensors"), *QUIET]
+    before = _cli_module_state()
+    assert before  # the modules are there to compare
+    assert main([*common, "--data", str(tmp_path / "a.csv")]) == 0
+    assert _cli_module_state() == before  # no name rebound, no module-level container changed
+
+    # A data-parallel run that fails: main aborts the other ranks through the run's own communicator,
+    # which no module keeps.
+    made = []
+
+    class FakeComm:
+        size, rank, is_root = 2, 0, True
+
+        def __init__(self):
+            self.aborted = []
+            made.append(self)
+
+        def abort(self, code=1):
+            self.aborted.append(code)
+
+    monkeypatch.setattr(distributed, "launched_by_mpi", lambda: True)
+    monkeypatch.setattr(distributed, "MPIComm", FakeComm)
+    assert main([*common, "--data", str(tmp_path / "missing.csv")]) == 1
+    assert len(made) == 1 and made[0].aborted == [1]
+    assert _cli_module_state() == before
+    for name, module in list(sys.modules.items()):
+        if module is not None and name.startswith("deltaprop.cli"):
+            assert not any(value is made[0] for value in vars(module).values()), name
 
 
 # ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import dataclasses
 import math
 import os
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 __all__ = [
     "ConfigError",

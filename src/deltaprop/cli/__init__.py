@@ -1,0 +1,109 @@
+"""The ``deltaprop`` command: train, evaluate, predict, gradcheck, info.
+
+::
+
+    deltaprop train                                  # digits, 64-512-256-10, model.safetensors, curves.png
+    deltaprop train --data fashion-mnist --hidden 512,256 --dropout 0.2 --batch-size 128 --epochs 30
+    deltaprop evaluate model.safetensors             # the held-out test split of the training data
+    deltaprop predict model.safetensors --data new.csv --out predictions.csv
+    deltaprop info model.safetensors
+    deltaprop gradcheck --hidden 5,4 --activation tanh
+
+Each command has ``--help`` with examples. The options of ``train`` are
+declared once in :mod:`deltaprop.cli.config`, which also reads them from a
+TOML file (``--config run.toml``; flags override the file).
+
+Results go to standard output; progress bars and messages to standard error.
+An error is one line on standard error, ``deltaprop: error: ...``, with exit
+status 2 for a usage error (a bad flag or configuration value), 130 after
+Ctrl-C and 1 for anything else (bad data, a missing file, a diverged run).
+
+Start-up stays fast (``deltaprop --help`` imports argparse and deltaprop's
+package, nothing heavy): scikit-learn, matplotlib, safetensors, tqdm and
+mpi4py are imported only by the commands that use them.
+
+The package: :mod:`~deltaprop.cli.parser` (help texts, the parser),
+:mod:`~deltaprop.cli.config` (the options of ``train`` and TOML files),
+:mod:`~deltaprop.cli.common` (messages, threads, data, splits),
+:mod:`~deltaprop.cli.model` (a loaded model file, prediction, scores),
+:mod:`~deltaprop.cli.train` and :mod:`~deltaprop.cli.commands` (the rest).
+"""
+
+import contextlib
+import os
+import sys
+
+from ..errors import DeltapropError
+from .common import PROG, UsageError
+from .config import ConfigError
+from .parser import build_parser
+
+__all__ = ["main", "build_parser"]
+
+
+def main(argv=None):
+    """Run the ``deltaprop`` command; returns the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success; 1 for an error in the data, the files or the run (or a
+        failed gradient check); 2 for a usage error; 130 after Ctrl-C.
+    """
+    status, args = _run(argv)
+    comm = getattr(args, "comm", None)  # set by a data-parallel train
+    if status and comm is not None and comm.size > 1:
+        comm.abort(status)  # the other ranks would otherwise wait for this one
+    return status
+
+
+def _run(argv):
+    """Parse ``argv`` and run its command: ``(exit status, parsed arguments or None)``."""
+    args = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2, args
+        return args.func(args), args
+    except (UsageError, ConfigError) as exc:
+        _error(exc)
+        return 2, args
+    except KeyboardInterrupt as exc:
+        _error(str(exc) or "interrupted")
+        return 130, args
+    except BrokenPipeError:
+        # The reader of our output went away (``deltaprop predict ... | head``): stop quietly.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1, args
+    except DeltapropError as exc:
+        _error(exc)
+        return 1, args
+    except OSError as exc:
+        _error(_os_message(exc))
+        return 1, args
+    except MemoryError:
+        _error("out of memory")
+        return 1, args
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _error(message):
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+def _os_message(exc):
+    if getattr(exc, "filename", None) and getattr(exc, "strerror", None):
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
