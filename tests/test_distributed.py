@@ -32,7 +32,6 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
-from deltaprop import training
 from deltaprop.distributed import MPIComm, MPIUnavailableError, launched_by_mpi, ordered_sum
 
 CHILD = Path(__file__).with_name("_mpi_child.py")
@@ -359,6 +358,7 @@ def test_mpiexec_deltaprop_train_matches_one_process(mpiexec, tmp_path):
     one = _run([sys.executable, *args, "--out", str(tmp_path / "one.safetensors")])
     two = _run([mpiexec, "-n", "2", sys.executable, *args, "--out", str(tmp_path / "two.safetensors")])
     # rank 0 alone prints the test result and writes the model
+    assert one.stdout.count("test (test split") == 1, one.stdout
     assert two.stdout.count("test (test split") == 1, two.stdout
     a, b = dp.load(tmp_path / "one.safetensors"), dp.load(tmp_path / "two.safetensors")
     assert b.classes == ["no", "yes"]

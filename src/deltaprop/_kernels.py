@@ -31,13 +31,11 @@ compiled on first use and cached on disk (numba's ``cache=True``), so only
 the very first run on a machine pays the compilation (a few seconds).
 
 The kernels run on the calling thread. Splitting them over a 2-core
-machine's cores (a thread pool taking chunks, measured in alternating steps
-of the real training loop on an idle machine) was slower and was dropped:
-they are bound by memory bandwidth, which one core already uses up, and
-OpenBLAS's worker thread keeps the other core busy-waiting after each matrix
-multiply, so a helper thread only added hand-off time (Adam over 235,146
-parameters: 164 µs on one thread, 254 µs split; over 5.8 million: 5.4 ms
-and 6.0 ms). So results never depend on a thread count of ours.
+machine's cores was slower and was dropped: they are bound by memory
+bandwidth, which one core already uses up, and OpenBLAS's worker thread keeps
+the other core busy-waiting after each matrix product (the figures are in
+``benchmarks/results/design_notes.md``). So results never depend on a thread
+count of ours.
 """
 
 import os
@@ -129,9 +127,8 @@ def take_rows(src, idx, out):
 
     ``np.take`` with ``out=`` copies element by element; fancy indexing
     copies whole rows, so gathering chunks of ``TAKE_CHUNK`` rows through a
-    small temporary is about twice as fast (Fashion-MNIST's 60000 × 784
-    float32 permuted: 0.10 s → 0.05 s on a 2-core Xeon) and never holds a
-    second copy of ``src``.
+    small temporary is about twice as fast (``benchmarks/results/design_notes.md``)
+    and never holds a second copy of ``src``.
     """
     n = idx.shape[0]
     if n <= TAKE_CHUNK:

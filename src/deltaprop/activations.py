@@ -31,7 +31,8 @@ import math
 
 import numpy as np
 
-from .errors import InvalidArgumentError, InvalidTypeError, describe
+from .checks import check_number
+from .errors import InvalidArgumentError
 from .registry import Registry
 
 __all__ = [
@@ -161,7 +162,7 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, alpha=0.01):
-        self.alpha = _check_float(alpha, "alpha", low=0.0)
+        self.alpha = check_number(alpha, "alpha", low=0.0)
 
     def forward(self, z, out):
         np.multiply(z, self.alpha, out=out)
@@ -180,7 +181,7 @@ class ELU(Activation):
     name = "elu"
 
     def __init__(self, alpha=1.0):
-        self.alpha = _check_float(alpha, "alpha", low=0.0)
+        self.alpha = check_number(alpha, "alpha", low=0.0)
 
     def forward(self, z, out):
         neg = np.expm1(np.minimum(z, 0))  # exp of a non-positive number: no overflow
@@ -331,11 +332,3 @@ def get(spec):
     """
     return Identity() if spec is None else _REGISTRY.resolve(spec)
 
-
-def _check_float(value, name, low=None):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise InvalidTypeError(f"{name} must be a number, got {describe(value)}")
-    value = float(value)
-    if not math.isfinite(value) or (low is not None and value < low):
-        raise InvalidArgumentError(f"{name} must be a finite number >= {low}, got {value!r}")
-    return value

@@ -12,7 +12,6 @@ the numbers of the whole global batch and keeps this rank's rows, so dropout
 masks are the ones a single process would draw.
 """
 
-import mmap
 import os
 
 import numpy as np
@@ -42,6 +41,8 @@ class PreadvRows:
     """
 
     def __init__(self, X):
+        import mmap  # only a streamed run needs it: import deltaprop stays light
+
         root = X
         while isinstance(root, np.memmap) and not isinstance(root.base, mmap.mmap):
             root = root.base  # a view (e.g. the training part of a validation split)

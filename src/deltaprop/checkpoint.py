@@ -55,7 +55,7 @@ CHECKPOINT_FORMAT_VERSION = 2
 _NAME = re.compile(r"^ckpt-e(\d+)-s(\d+)\.safetensors$")
 _TMP = re.compile(r"^\.ckpt-e\d+-s\d+\.safetensors\.[0-9a-f]+\.tmp$")
 #: NumPy bit generators whose state a checkpoint may hold
-_BIT_GENERATORS = {name: getattr(np.random, name) for name in ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")}
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 
 
 def _checkpoints(folder):
@@ -205,7 +205,7 @@ def _check_rng(path, state):
     name = state.get("bit_generator")
     if not isinstance(name, str) or name not in _BIT_GENERATORS:
         raise ModelFileError(f"{path}: generator {describe(name)} is not one of {', '.join(_BIT_GENERATORS)}")
-    bit_generator = _BIT_GENERATORS[name](0)
+    bit_generator = getattr(np.random, name)(0)
     try:
         bit_generator.state = state
         same = dumps(bit_generator.state, "generator state") == dumps(state, "generator state")
@@ -296,7 +296,8 @@ def load_checkpoint(path):
         raise ModelFileError(f"{path}: the epoch's order (tensor 'perm') is missing from a mid-epoch checkpoint")
     if int(metadata["format_version"]) == 1:
         for name in list(tensors):
-            aligned = name == "params" or name.startswith("optimizer.") or name == "callbacks.early_stopping.best_params"
+            aligned = (name == "params" or name.startswith("optimizer.")
+                       or name == "callbacks.early_stopping.best_params")
             if aligned and tensors[name].shape == (n_params(arch),):
                 tensors[name] = _flat_from_version_1(tensors[name], arch)
     return tensors, arch, info

@@ -40,7 +40,7 @@ Hence:
 Bitwise equality across ``N`` would need the gradient of fixed,
 ``N``-independent chunks of each batch computed separately on every rank and
 the chunk gradients summed in chunk order, which costs several times the
-step (figures in ``benchmarks/results/mpi.md``). Data parallelism exists to
+step (figures in ``benchmarks/results/design_notes.md``). Data parallelism exists to
 be faster, so deltaprop does not pay that; a given ``N`` is reproducible bit
 for bit instead.
 

@@ -57,16 +57,6 @@ class DivergenceError(DeltapropError, FloatingPointError):
     """Training produced a non-finite loss or gradient."""
 
 
-def check_positive_int(value, name):
-    """``value`` as an int if it is a positive integer (not a bool); otherwise a clear error."""
-    import numbers
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidTypeError(f"{name} must be a positive integer, got {describe(value)}")
-    if value <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
 
 def describe(value, limit=80):
     """``repr`` of a value, shortened for an error message."""

@@ -224,4 +224,5 @@ class Dense:
 
     def __repr__(self):
         extra = f", dropout={self.dropout}" if self.dropout else ""
-        return f"Dense({self.n_in}, {self.n_out}, activation={getattr(self.activation, 'name', self.activation)!r}{extra})"
+        act = getattr(self.activation, "name", self.activation)
+        return f"Dense({self.n_in}, {self.n_out}, activation={act!r}{extra})"

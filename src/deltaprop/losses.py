@@ -31,7 +31,8 @@ a config dict or an instance.
 import numpy as np
 
 from . import activations as _activations
-from .errors import DataError, InvalidArgumentError, InvalidTypeError, describe
+from .checks import check_number
+from .errors import DataError, InvalidArgumentError, InvalidTypeError
 from .registry import Registry
 
 __all__ = [
@@ -143,11 +144,7 @@ class Huber(Loss):
     name = "huber"
 
     def __init__(self, delta=1.0):
-        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.number)):
-            raise InvalidTypeError(f"huber delta must be a number, got {describe(delta)}")
-        if not np.isfinite(delta) or delta <= 0:
-            raise InvalidArgumentError(f"huber delta must be a positive finite number, got {delta!r}")
-        self.delta = float(delta)
+        self.delta = check_number(delta, "huber delta", low=0.0, low_open=True)
 
     def value(self, a, y):
         r = np.abs(a - y)

@@ -162,7 +162,10 @@ class R2(Metric):
     Sums are accumulated in float64 (``Σw``, ``Σw y``, ``Σw y²``, ``Σw r²``
     per output), so the result over many batches equals the one-shot value.
     A constant target gives ``SS_tot = 0``: the output scores 1 when
-    predicted exactly and 0 otherwise (scikit-learn's convention).
+    predicted exactly and 0 otherwise (scikit-learn's convention). The sums
+    are additive (so batches, checkpoints and ranks merge by addition), and
+    ``SS_tot = Σw y² − (Σw y)²/Σw`` is taken as 0 below ``1e-12 Σw y²``,
+    where it is rounding, not spread.
     """
 
     name = "r2"
@@ -183,7 +186,10 @@ class R2(Metric):
         if not sw:
             return float("nan")
         sy, syy, sres = self.sums[1:1 + k], self.sums[1 + k:1 + 2 * k], self.sums[1 + 2 * k:]
-        ss_tot = np.maximum(syy - sy * sy / sw, 0.0)
+        ss_tot = syy - sy * sy / sw
+        # Σw y² − (Σw y)²/Σw cancels for a constant target: what is left below
+        # 1e-12 Σw y² is rounding (a coefficient of variation under 1e-6), not spread.
+        ss_tot = np.where(ss_tot > 1e-12 * syy, ss_tot, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             score = np.where(ss_tot > 0, 1.0 - sres / np.where(ss_tot > 0, ss_tot, 1.0),
                              np.where(sres == 0, 1.0, 0.0))
@@ -212,7 +218,7 @@ def register(name, cls):
 
 
 def get(spec):
-    """Resolve a metric from a name (``"accuracy"``, ``"top_k_accuracy"``, ``"top3"``...), a config dict or an instance."""
+    """Resolve a metric from a name (``"accuracy"``, ``"top3"``...), a config dict or an instance."""
     if isinstance(spec, (str, dict)):
         name, params = _REGISTRY.split(spec)
         match = _TOP_K.fullmatch(normalize(name))

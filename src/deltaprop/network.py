@@ -101,7 +101,8 @@ class FeedForward:
                 )
         if layers[-1].dropout:
             raise InvalidArgumentError(
-                f"dropout on the output layer would drop predictions; got dropout={layers[-1].dropout} on the last layer"
+                f"dropout on the output layer would drop predictions; got dropout={layers[-1].dropout} "
+                f"on the last layer"
             )
         self.layers = list(layers)
         output = getattr(self.layers[-1].activation, "name", None)
@@ -112,7 +113,8 @@ class FeedForward:
         elif seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
             self.rng = np.random.default_rng(seed)
         else:
-            raise InvalidArgumentError(f"seed must be a non-negative integer or a numpy Generator, got {describe(seed)}")
+            raise InvalidArgumentError(
+                f"seed must be a non-negative integer or a numpy Generator, got {describe(seed)}")
         n = sum(layer.n_params for layer in self.layers)
         self.params = np.zeros(n, dtype=self.dtype)
         self.grads = np.zeros(n, dtype=self.dtype)
@@ -239,7 +241,10 @@ class FeedForward:
 
     @staticmethod
     def sample_scale(m, sample_weight, dtype):
-        """Weights ``s_i`` with ``Σ s_i = 1``: ``1/m``, or ``w_i / Σ w`` (shape (m, 1)); see :func:`deltaprop.checks.sample_scale`."""
+        """Weights ``s_i`` with ``Σ s_i = 1``: ``1/m``, or ``w_i / Σ w`` (shape (m, 1)).
+
+        See :func:`deltaprop.checks.sample_scale`; the weights are checked first.
+        """
         w = None if sample_weight is None else check_sample_weight(sample_weight, m, positive_sum=True)
         return sample_scale(m, w, dtype)
 
@@ -403,4 +408,5 @@ class FeedForward:
 
     def __repr__(self):
         sizes = "-".join(str(s) for s in [self.n_in] + [layer.n_out for layer in self.layers])
-        return f"{type(self).__name__}({sizes}, loss={getattr(self.loss, 'name', self.loss)!r}, dtype={self.dtype.name!r})"
+        loss = getattr(self.loss, "name", self.loss)
+        return f"{type(self).__name__}({sizes}, loss={loss!r}, dtype={self.dtype.name!r})"

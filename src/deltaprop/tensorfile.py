@@ -31,11 +31,9 @@ are the one JSON encoding of deltaprop's files (NumPy values become plain
 numbers, duplicate keys and deep nesting are refused).
 """
 
-import errno as _errno
 import json
 import math
 import os
-import secrets
 import stat
 import struct
 
@@ -142,7 +140,7 @@ def write_file(path, tensors, metadata):
         arrays[name] = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
     payload = _serialize(arrays, metadata=metadata)
     folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
     created = False
     try:
         # Mode 0o666 minus the umask, as open() would give: mkstemp's 0o600
@@ -163,7 +161,9 @@ def write_file(path, tensors, metadata):
         _fsync_folder(folder)
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
-        code = f" [{_errno.errorcode.get(exc.errno, exc.errno)}]" if exc.errno else ""
+        import errno  # the error path only: import deltaprop stays light
+
+        code = f" [{errno.errorcode.get(exc.errno, exc.errno)}]" if exc.errno else ""
         raise SaveError(f"cannot write {path}: {reason}{code}; the previous file, if any, is intact") from None
     finally:
         if created:

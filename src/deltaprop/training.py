@@ -341,7 +341,8 @@ def _callbacks(run, callbacks, early_stopping, has_validation, log_path, verbose
         elif isinstance(early_stopping, EarlyStopping):
             es = early_stopping
         else:
-            raise InvalidTypeError(f"early_stopping must be True, a dict or an EarlyStopping, got {describe(early_stopping)}")
+            raise InvalidTypeError(
+                f"early_stopping must be True, a dict or an EarlyStopping, got {describe(early_stopping)}")
         cbs.append(es)
     if log_path is not None and run.is_root:
         cbs.append(JSONLogger(log_path))
