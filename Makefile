@@ -23,6 +23,8 @@ run: $(VENV)/.core
 	$(VENV)/bin/deltaprop train
 
 test: $(VENV)/.test
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check --no-cache src tests benchmarks
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.bench
