@@ -32,6 +32,11 @@ What it measures (the issue's "Benchmark suite"):
   from it memory-mapped, and its peak resident memory is reported.
 * Start-up: ``import deltaprop`` against ``import numpy``, ``deltaprop --help``,
   and whether anything heavy was imported.
+* ``--against REV`` adds the contender ``deltaprop@REV``: the same deltaprop
+  run, with the library imported from a temporary ``git worktree`` of
+  revision ``REV``, interleaved with the others. Its ratio to deltaprop is
+  the old revision's time divided by this checkout's: how a change moved the
+  speed, measured in one session.
 
 Writes ``benchmarks/results/speed.json`` and ``speed.md`` and prints the
 Markdown. Typical time on a quiet 2-core machine: 6-8 minutes (``--quick``:
@@ -39,7 +44,7 @@ about 2).
 
     python benchmarks/bench_speed.py [--quick] [--repeats 3] [--epochs 2]
         [--configs b32 b200 b1024 wide512] [--contenders deltaprop torch-manual ...]
-        [--wide-samples 10240] [--memmap-gb 4] [--threads 0] [--budget-minutes 25]
+        [--wide-samples 10240] [--memmap-gb 4] [--threads 0] [--budget-minutes 25] [--against REV]
 """
 
 import argparse
@@ -220,8 +225,9 @@ def _run_job(kind, spec, args, timeout):
     if kind == "deltaprop-numpy":
         extra_env["DELTAPROP_KERNELS"] = "numpy"
     unset = () if args.keep_openblas_env else common.UNSET_BY_DEFAULT
-    env = common.child_env(unset=unset, extra=extra_env)
-    job = {"kind": kind, "spec": spec.as_dict()}
+    against = kind.startswith("deltaprop@")
+    env = common.child_env(unset=unset, extra=extra_env, src=getattr(args, "against_src", None) if against else None)
+    job = {"kind": "deltaprop" if against else kind, "spec": spec.as_dict()}
     t0 = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
@@ -324,6 +330,8 @@ def main(argv=None):
                         help="the machine counts as idle at this fraction of idle CPU time over half a second")
     parser.add_argument("--budget-minutes", type=float, default=25.0,
                         help="start no new repetition after this many minutes")
+    parser.add_argument("--against", metavar="REV",
+                        help="also run deltaprop from a git worktree of revision REV (contender deltaprop@REV)")
     parser.add_argument("--out", default=str(common.RESULTS))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -333,7 +341,19 @@ def main(argv=None):
         return 0
     if args.quick:
         args.repeats, args.epochs, args.memmap_gb = 1, 1, 0.0
+    if not args.against:
+        return _main(args)
+    folder = tempfile.mkdtemp(prefix="deltaprop-against-")
+    subprocess.run(["git", "worktree", "add", "--detach", folder, args.against], cwd=common.ROOT, check=True,
+                   capture_output=True)
+    try:
+        args.against_src = os.path.join(folder, "src")
+        return _main(args)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", folder], cwd=common.ROOT, capture_output=True)
 
+
+def _main(args):
     started = args.started = time.perf_counter()
     machine = common.machine_info()
     print(f"# bench_speed on {machine['cpu']} ({machine['usable_cpus']} CPUs), load {machine['load_average']}",
@@ -351,6 +371,10 @@ def main(argv=None):
         specs[name] = Spec(sizes=cfg["sizes"], batch_size=cfg["batch_size"], epochs=args.epochs, n_train=n,
                            threads=args.threads)
     runs = {name: {c: [] for c in PLAN[name] if c in contenders} for name in args.configs}
+    if args.against:
+        for by_kind in runs.values():
+            if "deltaprop" in by_kind:
+                by_kind[f"deltaprop@{args.against}"] = []
     peaks = []
     reps_done = 0
     for rep in range(args.repeats):
@@ -455,7 +479,8 @@ def analyse(args, machine, specs, runs, peaks, memmap, startup, reps_done, secon
             "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "matmul_peak_gflops": peak, "matmul_peak_median_gflops": median_peak,
             "matmul_peaks": [p.get("gflops") for p in peaks],
-            "peak_blas": common.describe_blas(peaks[0].get("blas", [])) if peaks else None, "configs": configs, "targets": targets, "memmap": memmap, "startup": startup}
+            "peak_blas": common.describe_blas(peaks[0].get("blas", [])) if peaks else None, "configs": configs,
+            "targets": targets, "memmap": memmap, "startup": startup}
 
 
 def render(d):

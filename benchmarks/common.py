@@ -28,17 +28,24 @@ BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OM
 UNSET_BY_DEFAULT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
+#: a worker whose environment names another source tree here imports deltaprop from it
+SRC_ENV = "DELTAPROP_BENCH_SRC"
+
+
 def ensure_src_on_path():
-    """Make ``import deltaprop`` work from a source checkout without installing it."""
-    src = str(ROOT / "src")
-    if src not in sys.path and (ROOT / "src" / "deltaprop").is_dir():
+    """Make ``import deltaprop`` work from a source checkout (this one, or ``$DELTAPROP_BENCH_SRC``)."""
+    src = os.environ.get(SRC_ENV) or str(ROOT / "src")
+    if src not in sys.path and os.path.isdir(os.path.join(src, "deltaprop")):
         sys.path.insert(0, src)
 
 
-def child_env(unset=UNSET_BY_DEFAULT, extra=None):
-    """The environment for a worker process: ``unset`` removed, ``src/`` on PYTHONPATH, ``extra`` added."""
+def child_env(unset=UNSET_BY_DEFAULT, extra=None, src=None):
+    """The environment for a worker process: ``unset`` removed, ``src`` (default this checkout's ``src/``)
+    first on PYTHONPATH, ``extra`` added."""
     env = {k: v for k, v in os.environ.items() if k not in set(unset)}
-    src = str(ROOT / "src")
+    src = str(ROOT / "src") if src is None else str(src)
+    if src != str(ROOT / "src"):
+        env[SRC_ENV] = src
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(extra or {})
     return env
