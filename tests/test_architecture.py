@@ -85,7 +85,8 @@ def test_import_deltaprop_loads_numpy_and_the_standard_library_alone():
 
 def test_import_deltaprop_defers_what_only_some_runs_need():
     """Files, streaming, checkpoints and generators' classes load their modules when used, not on import."""
-    deferred = ("numpy.random", "secrets", "hashlib", "mmap", "safetensors", "tqdm", "numba", "threadpoolctl")
+    deferred = ("numpy.random", "secrets", "hashlib", "mmap", "safetensors", "tqdm", "numba", "threadpoolctl",
+                "deltaprop.checkpoint", "deltaprop.tensorfile")
     code = f"import sys, deltaprop; print([m for m in {deferred!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(out) == [], out

@@ -32,7 +32,6 @@ from . import optimizers as _optimizers
 from . import schedules as _schedules
 from .batches import EpochBatches, ShardRandom
 from .callbacks import Callback, EarlyStopping, JSONLogger, ProgressBar
-from .checkpoint import Checkpointer, restore
 from .checks import check_number, check_positive_int, check_sample_weight, sample_scale
 from .errors import DataError, DivergenceError, InvalidArgumentError, InvalidTypeError, describe
 from .run import LocalComm, Run
@@ -256,6 +255,10 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         sched.bind(run.batches_per_epoch, run.step + epochs * run.batches_per_epoch)
     val_metrics = _metrics.build(metrics, network.loss, network.n_out) if val is not None else []
     run.callbacks = _callbacks(run, callbacks, early_stopping, val is not None, log_path, verbose)
+    if checkpoint_dir is not None or resume_from is not None:
+        # Checkpoints bring the file codec: loaded when a run uses them, so that
+        # `import deltaprop` stays as light as NumPy (tests/test_architecture.py).
+        from .checkpoint import Checkpointer, restore
     if checkpoint_dir is not None:
         run.callbacks.append(Checkpointer(checkpoint_dir, every=checkpoint_every, unit=checkpoint_unit,
                                           keep=keep_checkpoints))
