@@ -239,3 +239,26 @@ def test_r2_of_a_constant_target_is_scikit_learns_convention(offset):
     r2.reset(1)
     r2.update(y + 0.5, y, np.ones(50))
     assert r2.result() == 0.0
+
+
+def _zero_output_classifier():
+    """A fitted binary classifier whose every output is exactly sigmoid(0) = 0.5."""
+    from deltaprop.estimators import DeltapropClassifier
+
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    clf = DeltapropClassifier(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X, np.arange(20) % 2 == 0)
+    clf.network_.params[...] = 0.0
+    return clf, X
+
+
+def test_an_output_of_one_half_is_class_0_in_the_estimators_and_the_command_line(tmp_path):
+    clf, X = _zero_output_classifier()
+    assert np.all(clf.predict_proba(X)[:, 1] == 0.5)
+    assert not clf.predict(X).any()  # classes_ = [False, True]: class 0
+    path = tmp_path / "half.safetensors"
+    dp.save(clf.network_, path, classes=["no", "yes"])
+    data = tmp_path / "x.csv"
+    data.write_text("a,b,c\n" + "\n".join(",".join(f"{v:.3f}" for v in row) for row in X[:3]) + "\n")
+    out = subprocess.run([sys.executable, "-m", "deltaprop", "predict", str(path), "--data", str(data)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[1:] == ["no", "no", "no"], out
