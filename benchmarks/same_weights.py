@@ -48,7 +48,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -59,6 +58,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 RUNNER = os.path.join(HERE, "_weights_scenarios.py")
+sys.path.insert(0, HERE)
+
+from common import cpu_model  # noqa: E402
+
 DEFAULT_REV = "4037e5f"
 BACKENDS = ("numpy", "numba")
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -74,17 +77,6 @@ def git(*args):
 # ---------------------------------------------------------------------------
 # the machine
 # ---------------------------------------------------------------------------
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def print_machine(threads):
