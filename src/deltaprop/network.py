@@ -25,12 +25,12 @@ __all__ = ["FeedForward", "resolve_dtype"]
 resolve_dtype = check_dtype
 
 
-def _per_layer(value, n, name):
+def _per_layer(value, n, name, layers="hidden layer(s)"):
     """One value for every layer, or a list/tuple with one per layer."""
     if isinstance(value, (list, tuple)):
         if len(value) != n:
             raise InvalidArgumentError(
-                f"{name} has {len(value)} entries for {n} hidden layer(s); give one for all or one per layer"
+                f"{name} has {len(value)} entries for {n} {layers}; give one for all or one per layer"
             )
         return list(value)
     return [value] * n
@@ -155,8 +155,7 @@ class FeedForward:
         drops = _per_layer(dropout, n_hidden, "dropout")
         if output_activation is None:
             output_activation = "identity" if loss is None else _losses.default_activation_for(_losses.get(loss))
-        inits = _per_layer(initializer, n_hidden + 1, "initializer") if isinstance(initializer, (list, tuple)) \
-            else [initializer] * (n_hidden + 1)
+        inits = _per_layer(initializer, n_hidden + 1, "initializer", "layers (the output layer included)")
         layers = [Dense(a, b, activation=act, dropout=p, initializer=init)
                   for a, b, act, p, init in zip(sizes[:-2], sizes[1:-1], acts, drops, inits)]
         layers.append(Dense(sizes[-2], sizes[-1], activation=output_activation, initializer=inits[-1]))
