@@ -37,7 +37,8 @@ import dataclasses
 import math
 import os
 
-from ..errors import InvalidArgumentError
+from ..checks import check_int, check_number
+from ..errors import DeltapropError, InvalidArgumentError
 
 __all__ = [
     "ConfigError",
@@ -71,7 +72,7 @@ def _fail(name, what, value):
 
 
 def integer(low=None):
-    """A parser for an int >= ``low`` (a str holding one is accepted)."""
+    """A parser for an int >= ``low`` (a str holding one is accepted), checked by :mod:`deltaprop.checks`."""
     what = "an integer" if low is None else ("a positive integer" if low == 1 else f"an integer >= {low}")
 
     def parse(value, name):
@@ -81,18 +82,17 @@ def integer(low=None):
                 value = int(value.strip())
             except ValueError:
                 _fail(name, what, raw)
-        if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            return check_int(value, name, low)
+        except DeltapropError:  # named as typed: a flag's or a file's raw value
             _fail(name, what, raw)
-        if low is not None and value < low:
-            _fail(name, what, raw)
-        return value
 
     parse.what = what
     return parse
 
 
 def number(low=None, high=None, low_open=False, high_open=False):
-    """A parser for a finite float in a range (a str or int holding one is accepted)."""
+    """A parser for a finite float in a range (a str or int holding one), checked by :mod:`deltaprop.checks`."""
     parts = []
     if low is not None:
         parts.append(f"{'>' if low_open else '>='} {low:g}")
@@ -107,16 +107,10 @@ def number(low=None, high=None, low_open=False, high_open=False):
                 value = float(value.strip())
             except ValueError:
                 _fail(name, what, raw)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            return check_number(value, name, low=low, high=high, low_open=low_open, high_open=high_open)
+        except DeltapropError:  # named as typed: a flag's or a file's raw value
             _fail(name, what, raw)
-        value = float(value)
-        if not math.isfinite(value):
-            _fail(name, what, raw)
-        if low is not None and (value < low or (low_open and value == low)):
-            _fail(name, what, raw)
-        if high is not None and (value > high or (high_open and value == high)):
-            _fail(name, what, raw)
-        return value
 
     parse.what = what
     return parse
