@@ -47,7 +47,7 @@ def predicted_classes(a, threshold=0.5):
     return a.argmax(axis=1)
 
 
-def class_index(Y, loss=None):
+def class_index(Y):
     """True class of each prepared target row and the number of classes: ``(index, n_classes)``.
 
     Targets are read by the same rule as outputs (:func:`predicted_classes`),

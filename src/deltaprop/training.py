@@ -88,12 +88,12 @@ def class_weights(class_weight, class_index, n_classes, sample_weight=None, labe
 def _class_key(key, n_classes, labels):
     """The class index a ``class_weight`` key names."""
     if labels is not None:
-        where = [i for i, label in enumerate(labels) if label == key and type(label) is not bool or label is key]
-        if len(where) != 1:
+        where = np.flatnonzero(np.asarray(labels) == key)
+        if where.size != 1:
             raise InvalidArgumentError(
                 f"class_weight has the label {key!r}, which is not a class (the classes are {describe(list(labels))})"
             )
-        return where[0]
+        return int(where[0])
     if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= key < n_classes:
         raise InvalidArgumentError(f"class_weight key {key!r} is not a class index in 0..{n_classes - 1}")
     return int(key)
@@ -285,7 +285,7 @@ def _training_data(network, X, y, sample_weight, class_weight, validation_data, 
         raise DataError(f"X has {n_total} samples but y has {Y.shape[0]}")
     w = None if sample_weight is None else check_sample_weight(sample_weight, n_total)
     if class_weight is not None:
-        index, n_classes = _metrics.class_index(Y, network.loss)
+        index, n_classes = _metrics.class_index(Y)
         cw = class_weights(class_weight, index, n_classes, sample_weight=w)
         w = cw if w is None else w * cw
     val = None
