@@ -1,0 +1,1 @@
+"""Tabular data: raw tables, the data contract (schema and target) and the model that carries it."""
