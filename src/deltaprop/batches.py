@@ -19,6 +19,7 @@ import numpy as np
 from ._kernels import take_rows
 from .checks import check_array
 from .errors import DataError
+from .sparse import is_matrix_like
 
 __all__ = ["EpochBatches", "PreadvRows", "ShardRandom", "STREAM_BYTES"]
 
@@ -87,7 +88,10 @@ class EpochBatches:
     X : ndarray of shape (n, n_features)
         Checked and converted to ``dtype`` already, or an ``np.memmap``: a
         small one is read into memory (and checked) here, a large one is
-        streamed and each batch checked as it is read.
+        streamed and each batch checked as it is read. A ``OneHotMatrix`` or
+        ``SparseRows`` (:mod:`deltaprop.sparse`, checked already) gives each
+        batch as ``X[idx]``, its rows in the epoch's order (the dense path's
+        order, so a seed gives the same batches), never densified.
     Y : ndarray of shape (n, n_out)
         Prepared targets.
     w : ndarray of shape (n,) or None
@@ -105,6 +109,7 @@ class EpochBatches:
         elif isinstance(X, np.memmap):
             X = check_array(X, "X", n_features=n_features, dtype=dtype)
         self.X, self.Y, self.w = X, Y, w
+        self.matrix_like = is_matrix_like(X)
         self.n = X.shape[0]
         self.perm = None
         self._bufs = None
@@ -122,13 +127,13 @@ class EpochBatches:
     def _gather(self, r0, r1):
         idx = self.perm[r0:r1]
         k = r1 - r0
-        if self._bufs is None or self._bufs[0].shape[0] < k:
-            self._bufs = (np.empty((k,) + self.X.shape[1:], self.X.dtype),
+        if self._bufs is None or self._bufs[1].shape[0] < k:
+            self._bufs = (None if self.matrix_like else np.empty((k,) + self.X.shape[1:], self.X.dtype),
                           np.empty((k,) + self.Y.shape[1:], self.Y.dtype),
                           None if self.w is None else np.empty(k, self.w.dtype))
         bx, by, bw = self._bufs
-        return (take_rows(self.X, idx, bx[:k]), take_rows(self.Y, idx, by[:k]),
-                None if self.w is None else take_rows(self.w, idx, bw[:k]))
+        xb = self.X[idx] if self.matrix_like else take_rows(self.X, idx, bx[:k])
+        return xb, take_rows(self.Y, idx, by[:k]), None if self.w is None else take_rows(self.w, idx, bw[:k])
 
     def batch(self, r0, r1):
         """Rows ``r0:r1`` of the epoch's order: (X, Y, w or None)."""

@@ -124,8 +124,11 @@ class Dense:
 
         Parameters
         ----------
-        a_prev : ndarray of shape (m, n_in)
-            Previous layer's output (C-contiguous, the network's dtype).
+        a_prev : ndarray of shape (m, n_in), or a matrix of :mod:`deltaprop.sparse`
+            Previous layer's output (C-contiguous, the network's dtype); a
+            first layer also takes a ``OneHotMatrix`` or ``SparseRows`` in the
+            network's dtype, whose ``matmul_into``/``tmatmul_into`` compute
+            ``A_prev Wᵀ`` and ``A_prevᵀ Δ`` without its zeros.
         training : bool
             Apply dropout (drawing the mask from ``rng``).
         rng : numpy.random.Generator (or anything with ``random(shape, dtype)``)
@@ -142,7 +145,10 @@ class Dense:
         m = a_prev.shape[0]
         self._ensure_workspace(m, a_prev.dtype, need_input_grad)
         z = self._z[:m]
-        np.matmul(a_prev, self.W.T, out=z)                  # Z = A_prev Wᵀ
+        if isinstance(a_prev, np.ndarray):
+            np.matmul(a_prev, self.W.T, out=z)              # Z = A_prev Wᵀ
+        else:  # a OneHotMatrix or SparseRows input (deltaprop.sparse): the same product without its zeros
+            a_prev.matmul_into(self.W.T, z)
         kernels = _kernels.get() if training and self._fusable(z) else None
         if kernels is None:
             z += self.b                                     # Z += b
@@ -197,7 +203,10 @@ class Dense:
 
     def _backward_matmuls(self, delta, need_input_grad):
         """``grad_W = Δᵀ A_prev`` (computed as its transpose ``A_prevᵀ Δ``); returns ``Δ @ W`` (or None)."""
-        np.matmul(self.a_prev.T, delta, out=self.grad_W.T)
+        if isinstance(self.a_prev, np.ndarray):
+            np.matmul(self.a_prev.T, delta, out=self.grad_W.T)
+        else:  # a OneHotMatrix or SparseRows input: a scatter of Δ's rows, or a sparse product
+            self.a_prev.tmatmul_into(delta, self.grad_W.T)
         if not need_input_grad:
             return None
         return np.matmul(delta, self.W, out=self._g_prev[: delta.shape[0]])

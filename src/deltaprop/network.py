@@ -18,6 +18,7 @@ from . import losses as _losses
 from .checks import check_array, check_dtype, check_sample_weight, sample_scale
 from .errors import DataError, InvalidArgumentError, InvalidTypeError, describe
 from .layers import Dense
+from .sparse import as_input
 
 __all__ = ["FeedForward", "resolve_dtype"]
 
@@ -230,8 +231,17 @@ class FeedForward:
     def check_X(self, X, name="X"):
         """``X`` checked and converted for a pass: 2-D, ``n_in`` columns, finite, C-ordered, the network's dtype.
 
-        See :func:`deltaprop.checks.check_array`.
+        See :func:`deltaprop.checks.check_array`. A
+        :class:`~deltaprop.sparse.OneHotMatrix`, a
+        :class:`~deltaprop.sparse.SparseRows` or a scipy sparse matrix is
+        checked the same way and returned as a matrix of
+        :mod:`deltaprop.sparse` (never densified): the first layer multiplies
+        it without its zeros.
         """
+        if not isinstance(X, np.ndarray):
+            matrix = as_input(X, self.dtype, n_features=self.n_in, name=name)
+            if matrix is not None:
+                return matrix
         return check_array(X, name, n_features=self.n_in, dtype=self.dtype)
 
     def prepare_targets(self, y):
@@ -253,9 +263,10 @@ class FeedForward:
 
         Parameters
         ----------
-        X : ndarray of shape (m, n_in)
+        X : ndarray of shape (m, n_in), or a matrix of :mod:`deltaprop.sparse`
             C-contiguous, the network's dtype (use :meth:`predict` for
-            arbitrary input).
+            arbitrary input); a ``OneHotMatrix`` or ``SparseRows`` (from
+            :meth:`check_X`) feeds the first layer without its zeros.
         training : bool
             Apply dropout, with masks from ``rng`` (default: ``self.rng``;
             anything with ``random(shape, dtype)`` works, such as a
@@ -317,7 +328,7 @@ class FeedForward:
 
         Parameters
         ----------
-        X : array-like of shape (m, n_in)
+        X : array-like of shape (m, n_in), a OneHotMatrix or a scipy sparse matrix
         y : array-like
             Targets in the loss's natural form (class indices or one-hot rows
             for categorical cross-entropy, 0/1 for binary cross-entropy, real
@@ -341,7 +352,9 @@ class FeedForward:
 
     def _chunks(self, X, batch_size, logits):
         """Forward passes over ``X`` in chunks of ``batch_size`` rows: output activations or ``Z_L``."""
-        X = X if isinstance(X, np.ndarray) else np.asarray(X)
+        if not isinstance(X, np.ndarray):
+            matrix = as_input(X, self.dtype, n_features=self.n_in, allow_empty=True)  # checked once, kept sparse
+            X = np.asarray(X) if matrix is None else matrix
         n = X.shape[0] if X.ndim >= 1 else 0
         if n == 0:
             self.check_X(X)  # raises the zero-sample (or shape) error
@@ -357,7 +370,9 @@ class FeedForward:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_in)
+        X : array-like of shape (n_samples, n_in), a OneHotMatrix or a scipy sparse matrix
+            A matrix of :mod:`deltaprop.sparse` (or scipy's) is checked once
+            and fed chunk by chunk without being densified.
         batch_size : int
             Rows per forward pass, to bound memory on large inputs.
 
