@@ -20,9 +20,11 @@ copy of the data.
 This module imports NumPy and deltaprop's errors only.
 """
 
+import contextlib
 import math
 import numbers
 import os
+import stat
 
 import numpy as np
 
@@ -38,12 +40,24 @@ __all__ = [
     "check_float_dtype",
     "check_array",
     "check_finite",
+    "too_large",
     "check_targets",
     "check_sample_weight",
     "sample_scale",
     "chunk_rows",
     "path_str",
     "open_binary",
+    "open_input",
+    "read_text_bounded",
+    "input_file",
+    "inflation_limit",
+    "check_inflation",
+    "size_str",
+    "MAX_CONFIG_BYTES",
+    "MAX_DATA_BYTES",
+    "MAX_INFLATED_BYTES",
+    "MAX_INFLATION_RATIO",
+    "INFLATION_ALLOWANCE",
 ]
 
 #: Values per block when scanning a large array (finiteness checks, scaler
@@ -262,7 +276,8 @@ def check_array(X, name="X", n_features=None, dtype=None, allow_empty=False, fin
     if dtype is not None:
         dtype = check_float_dtype(dtype)
         source = X
-        X = np.ascontiguousarray(X, dtype=dtype)  # no copy when X already is
+        with np.errstate(over="ignore"):  # a value too large becomes inf here and is named just below
+            X = np.ascontiguousarray(X, dtype=dtype)  # no copy when X already is
         if finite and X is not source and source.dtype.kind == "f" and source.dtype.itemsize > dtype.itemsize:
             _check_cast(source, X, name)
     if finite:
@@ -271,19 +286,25 @@ def check_array(X, name="X", n_features=None, dtype=None, allow_empty=False, fin
 
 
 def _check_cast(source, X, name):
-    """After narrowing ``source`` into ``X``: values that became infinite are named as too large."""
+    """After narrowing ``source`` into ``X``: values that became infinite are named as too large, with their column."""
     step = chunk_rows(X.shape[1])
     for start in range(0, X.shape[0], step):
-        block = X[start:start + step]
-        if np.isfinite(block).all():
+        if np.isfinite(X[start:start + step]).all():
             continue
         check_finite(source, name)  # NaN or infinity already in the input: say so
-        big = np.abs(np.asarray(source, dtype=np.float64)).max(axis=0)
-        column = int(np.argmax(big))
-        raise DataError(
-            f"{name} holds values too large for {X.dtype} (largest magnitude {big[column]:.6g} in column "
-            f"{column}; {X.dtype} ends at {np.finfo(X.dtype).max:.6g}); scale the data or use float64"
-        )
+        big = np.zeros(source.shape[1])
+        for s0 in range(0, source.shape[0], step):
+            np.maximum(big, np.abs(np.asarray(source[s0:s0 + step], dtype=np.float64)).max(axis=0), out=big)
+        column = int(np.argmax(big > np.finfo(X.dtype).max))
+        raise too_large(name, column, big[column], X.dtype)
+
+
+def too_large(name, column, value, dtype, what="holds"):
+    """The DataError for a finite ``value`` in ``column`` beyond what ``dtype`` holds, with both remedies."""
+    return DataError(
+        f"{name} column {column} {what} {value:.6g}, too large for {dtype} (largest "
+        f"{np.finfo(dtype).max:.2g}); train in float64 (dtype='float64', --dtype float64) or rescale the column"
+    )
 
 
 def check_targets(y, n_samples, name="y"):
@@ -400,11 +421,179 @@ def path_str(path, name="path"):
         raise InvalidTypeError(f"{name} must be a str or os.PathLike, got {describe(path)}") from None
 
 
-def open_binary(path):
-    """Open ``path`` for reading bytes; a missing file or a folder is a DataError."""
+def open_binary(path, what="file", max_bytes=None):
+    """Open a regular file for reading bytes: :func:`open_input` without streams."""
+    return open_input(path, what, max_bytes)
+
+
+# ----------------------------------------------------------- bounded inputs
+#: size caps per kind of input (bytes); see :func:`open_input`
+MAX_CONFIG_BYTES = 1 << 20
+MAX_DATA_BYTES = 16 << 30
+#: decompression caps (gzip IDX, NPZ members): the inflated size is at most
+#: ``min(MAX_INFLATED_BYTES, MAX_INFLATION_RATIO * compressed + INFLATION_ALLOWANCE)``
+MAX_INFLATED_BYTES = 4 << 30
+MAX_INFLATION_RATIO = 100
+INFLATION_ALLOWANCE = 1 << 20
+_COPY_BLOCK = 1 << 20
+
+
+def size_str(n):
+    """A byte count for a message: ``"123 bytes"``, ``"1.5 MiB"``, ``"16 GiB"``."""
+    n, units = int(n), ["KiB", "MiB", "GiB", "TiB"]
+    if n < 1024:
+        return f"{n} byte{'s' if n != 1 else ''}"
+    while n >= 1024 and units:
+        n, unit = n / 1024, units.pop(0)
+    return f"{n:.3g} {unit}"
+
+
+def _kind(mode):
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def open_input(path, what="file", max_bytes=None, stream=False, error=DataError):
+    """Open an input for reading bytes (binary, at position 0), refusing what could never end or is too large.
+
+    ``path`` must be a regular file; with ``stream`` also a pipe (a FIFO,
+    ``<(cmd)``, ``/dev/stdin`` from a pipe) or a terminal. Other devices
+    (``/dev/zero``, ``/dev/urandom``), folders and sockets are always
+    refused. A regular file larger than ``max_bytes`` (None: no cap) is
+    refused before anything is read, naming its size and the cap; a stream's
+    reader must stop at ``max_bytes`` itself (:func:`read_text_bounded` and
+    :func:`input_file` do). ``what`` names the input in messages (``"data
+    file"``); every refusal is an ``error`` (default :class:`DataError`).
+    The caller closes the returned file.
+    """
+    path = path_str(path)
     try:
-        return open(path, "rb")
+        st = os.stat(path)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a file") from None
+        raise error(f"{path}: no such file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    regular = stat.S_ISREG(st.st_mode)
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{path}: is a folder, not a file")
+    if not regular and not (stream and (stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode))):
+        raise error(f"{path}: is {_kind(st.st_mode)}; the {what} must be a regular file")
+    # A regular file is opened without blocking, so one swapped for a FIFO meanwhile cannot hang us.
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | (getattr(os, "O_NONBLOCK", 0) if regular else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) != regular or (stat.S_ISCHR(st.st_mode) and not os.isatty(fd)):
+            raise error(f"{path}: is {_kind(st.st_mode)}; the {what} must be a regular file or a pipe")
+        if regular and max_bytes is not None and st.st_size > max_bytes:
+            raise error(
+                f"{path}: the {what} is {size_str(st.st_size)} ({st.st_size} bytes), more than the "
+                f"{size_str(max_bytes)} allowed"
+            )
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_text_bounded(path, max_bytes=MAX_CONFIG_BYTES, what="configuration file", error=DataError):
+    """The UTF-8 text of a small input (a TOML configuration), read once and at most ``max_bytes``.
+
+    A regular file or a pipe (``--config <(cmd)``); reading stops after
+    ``max_bytes + 1`` bytes and refuses, so ``/dev/zero``-like inputs never
+    grow memory (devices are refused outright by :func:`open_input`).
+
+    Returns ``str`` (without a byte-order mark). Raises ``error`` for what
+    :func:`open_input` refuses, more than ``max_bytes`` bytes (the cap is
+    named) or bytes that are not UTF-8 (the offset is named).
+    """
+    with open_input(path, what, max_bytes, stream=True, error=error) as f:
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as exc:
+            raise error(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise error(f"{path}: the {what} is larger than the {size_str(max_bytes)} allowed; stopped reading there")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: the {what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+@contextlib.contextmanager
+def input_file(path, what="data file", max_bytes=MAX_DATA_BYTES):
+    """A regular file with the bytes of ``path``: ``path`` itself, or a pipe's bytes copied once.
+
+    A pipe (``<(cat f.csv)``, a FIFO, ``/dev/stdin``) can be read only once,
+    but format detection and some readers (NPY memory maps, IDX) need to read
+    twice or to seek. A pipe is therefore copied once into a temporary file
+    (in the system's temporary folder, at most ``max_bytes``; removed when the
+    block ends, while an ``np.memmap`` of it stays valid) and the block works
+    on that. Messages that name the temporary file are rewritten to name
+    ``path``.
+
+    Yields the path of a regular file. Raises a DataError for what
+    :func:`open_input` refuses (``stream=True``) or a pipe that delivers
+    more than ``max_bytes`` (the copy is removed).
+    """
+    import tempfile
+
+    path = path_str(path)
+    with open_input(path, what, max_bytes, stream=True) as f:
+        if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            tmp = None
+        else:
+            fd, tmp = tempfile.mkstemp(prefix="deltaprop-input-")
+            try:
+                _copy_bounded(f, fd, path, what, max_bytes)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+    if tmp is None:
+        yield path
+        return
+    try:
+        yield tmp
+    except DataError as exc:
+        raise DataError(str(exc).replace(tmp, path)) from None
+    finally:
+        os.unlink(tmp)
+
+
+def _copy_bounded(f, fd, path, what, max_bytes):
+    copied = 0
+    with os.fdopen(fd, "wb") as out:
+        while True:
+            try:
+                block = f.read(_COPY_BLOCK)
+            except OSError as exc:
+                raise DataError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+            copied += len(block)
+            if not block:
+                return
+            if copied > max_bytes:
+                raise DataError(f"{path}: the {what} read from a pipe passed the {size_str(max_bytes)} allowed; "
+                                f"stopped reading there")
+            out.write(block)
+
+
+def inflation_limit(compressed):
+    """The most bytes a compressed input of ``compressed`` bytes may inflate to (see :data:`MAX_INFLATED_BYTES`)."""
+    return min(MAX_INFLATED_BYTES, MAX_INFLATION_RATIO * int(compressed) + INFLATION_ALLOWANCE)
+
+
+def check_inflation(path, compressed, declared, what="data", stopped=None):
+    """Refuse ``declared`` bytes inflated from ``compressed`` above :func:`inflation_limit`; ``stopped``: where."""
+    limit = inflation_limit(compressed)
+    if declared > limit:
+        ratio = f"{MAX_INFLATION_RATIO}:1 plus {size_str(INFLATION_ALLOWANCE)}, {size_str(limit)}"
+        cap = f"the {size_str(MAX_INFLATED_BYTES)} cap" if limit == MAX_INFLATED_BYTES else ratio
+        where = "refused before inflating" if stopped is None else f"stopped after inflating {stopped} bytes"
+        raise DataError(
+            f"{path}: {size_str(compressed)} of compressed {what} ({compressed} bytes) would inflate to "
+            f"{declared} bytes, beyond {cap}; {where} (decompress it yourself if it is genuine)"
+        )

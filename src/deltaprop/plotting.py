@@ -7,6 +7,7 @@ Agg canvas): no pyplot, no global state, no display needed.
 
 import os
 
+from .atomic import atomic_write
 from .errors import DeltapropError, SaveError
 
 __all__ = ["plot_history", "MissingMatplotlib"]
@@ -36,7 +37,8 @@ def plot_history(rows, path, title, metric=None, loss_name=None):
         validation data.
     path : str or os.PathLike
         The image file; its extension picks the format (``.png``, ``.svg``,
-        ``.pdf``).
+        ``.pdf``). Written atomically (:func:`deltaprop.atomic.atomic_write`):
+        a failure leaves the old image as it was.
     title : str
         The figure's title: name the run (data, network, optimizer).
     metric : str or None
@@ -82,9 +84,14 @@ def plot_history(rows, path, title, metric=None, loss_name=None):
         if len(epochs) < 12:
             ax.set_xticks(epochs)
     fig.suptitle(title, fontsize=10)
+    path = os.fspath(path)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower()
+    if not fmt or fmt not in FigureCanvasAgg.get_supported_filetypes():
+        known = ", ".join(f".{k}" for k in sorted(FigureCanvasAgg.get_supported_filetypes()))
+        raise SaveError(f"cannot write {path}: the extension picks the image format, got {fmt or 'none'!r} "
+                        f"(known: {known})")
     try:
-        fig.savefig(os.fspath(path))
-    except OSError as exc:
-        raise SaveError(f"cannot write {os.fspath(path)}: {exc.strerror or exc}") from None
-    except ValueError as exc:  # an extension matplotlib does not know
-        raise SaveError(f"cannot write {os.fspath(path)}: {exc}") from None
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format=fmt)
+    except ValueError as exc:  # anything else matplotlib refuses; the old file is intact
+        raise SaveError(f"cannot write {path}: {exc}") from None

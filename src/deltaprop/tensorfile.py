@@ -17,12 +17,13 @@ problem is a :class:`~deltaprop.errors.ModelFileError` that names the file and
 the problem. Memory used is bounded by the file's size: a header that
 declares a 2**60-byte tensor is rejected by arithmetic on the declared sizes.
 
-Writes are atomic: a temporary file in the same folder (created with the
-umask's permissions), written, flushed and fsynced, then renamed over the
-target; the folder is fsynced after the rename. A crash or a kill at any
-moment leaves the old file or the new one, never a mixture; an error
-(full disk, read-only folder) is a :class:`~deltaprop.errors.SaveError` and
-leaves the old file untouched and no temporary file behind.
+Writes are atomic, through :func:`deltaprop.atomic.atomic_write`: a
+temporary file in the same folder (with the old file's permission bits, or
+the umask's for a new file), written, flushed and fsynced, then renamed over
+the target; the folder is fsynced after the rename. A crash or a kill at any
+moment leaves the old file or the new one, never a mixture; an error (full
+disk, read-only folder) is a :class:`~deltaprop.errors.SaveError` and leaves
+the old file untouched and no temporary file behind.
 
 The metadata helpers (:func:`json_field`, :func:`check_format`,
 :func:`check_tensor`) check one field or tensor against what the reader
@@ -34,13 +35,15 @@ numbers, duplicate keys and deep nesting are refused).
 import json
 import math
 import os
+import re
 import stat
 import struct
 
 import numpy as np
 
 from ._version import __version__
-from .errors import InvalidTypeError, ModelFileError, SaveError, describe
+from .atomic import atomic_write
+from .errors import InvalidTypeError, ModelFileError, describe
 
 __all__ = [
     "read_file",
@@ -139,51 +142,8 @@ def write_file(path, tensors, metadata):
             raise InvalidTypeError(f"tensor {name!r} has dtype {a.dtype}, which a model file cannot hold")
         arrays[name] = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
     payload = _serialize(arrays, metadata=metadata)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
-    created = False
-    try:
-        # Mode 0o666 minus the umask, as open() would give: mkstemp's 0o600
-        # would make a saved model unreadable to everyone else.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        created = True
-        try:
-            f = os.fdopen(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            raise
-        with f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        created = False
-        _fsync_folder(folder)
-    except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        import errno  # the error path only: import deltaprop stays light
-
-        code = f" [{errno.errorcode.get(exc.errno, exc.errno)}]" if exc.errno else ""
-        raise SaveError(f"cannot write {path}: {reason}{code}; the previous file, if any, is intact") from None
-    finally:
-        if created:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def _fsync_folder(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems cannot fsync a folder; the rename is done
-    finally:
-        os.close(fd)
+    with atomic_write(path, "wb") as f:
+        f.write(payload)
 
 
 def read_file(path, max_bytes=None):
@@ -268,11 +228,35 @@ def _read_exactly(f, n, path):
     return data
 
 
+#: JSON objects, arrays and elements a header may hold (outside strings): a tensor entry takes about 8,
+#: so about 16,000 tensors; this bounds the parse at about 4 × the header's size + 64 MiB
+MAX_HEADER_TOKENS = 2**17
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+
+
 def _parse_header(path, raw, body):
-    """``({name: (dtype, shape, start, end)}, metadata)`` from the header bytes; ``body`` is the data size."""
+    """``({name: (dtype, shape, start, end)}, metadata)`` from the header bytes; ``body`` is the data size.
+
+    Before parsing, the JSON's objects, arrays and elements (``{``, ``[`` and
+    ``,`` outside strings) are counted and more than
+    :data:`MAX_HEADER_TOKENS` are refused: parsed, each costs up to a few
+    hundred bytes, while strings cost about their length. Peak memory is
+    thus a small multiple of the header (measured: under 4 × its size +
+    64 MiB for a 16 MiB header).
+    """
+    skeleton = _JSON_STRING.sub(b"", raw)
+    tokens = skeleton.count(b"{") + skeleton.count(b"[") + skeleton.count(b",")
+    del skeleton
+    if tokens > MAX_HEADER_TOKENS:
+        raise ModelFileError(
+            f"{path}: header holds {tokens} JSON values, more than the {MAX_HEADER_TOKENS} a tensor file "
+            f"may hold (about 16,000 tensors); the file is corrupt or hostile"
+        )
     try:
         header = loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
+        if str(exc) == "nested too deeply":
+            raise ModelFileError(f"{path}: header metadata nested too deeply") from None
         raise ModelFileError(f"{path}: header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: header must be a JSON object, got {type(header).__name__}")

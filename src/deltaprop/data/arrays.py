@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from ..checks import open_binary, path_str
+from ..checks import MAX_DATA_BYTES, check_inflation, input_file, open_binary, path_str
 from ..errors import DataError
 
 __all__ = ["load_array", "load_npz", "NPY_MAGIC", "ZIP_MAGICS"]
@@ -66,7 +66,12 @@ def load_array(path, mmap=True):
         declares.
     """
     path = path_str(path)
-    with open_binary(path) as f:
+    with input_file(path) as real:
+        return _load_array(real, path, mmap)
+
+
+def _load_array(real, path, mmap):
+    with open_binary(real, "data file", MAX_DATA_BYTES) as f:
         head = f.read(len(NPY_MAGIC))
         if head[:4] in ZIP_MAGICS:
             raise DataError(f"{path}: is an NPZ (zip) archive, not an NPY array; use load_npz or load_xy")
@@ -84,7 +89,7 @@ def load_array(path, mmap=True):
         )
     use_mmap = mmap and expected > 0  # a zero-byte region cannot be mapped
     try:
-        return np.load(path, mmap_mode="r" if use_mmap else None, allow_pickle=False)
+        return np.load(real, mmap_mode="r" if use_mmap else None, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise DataError(f"{path}: cannot read the NPY array ({exc})") from None
 
@@ -110,22 +115,39 @@ def load_npz(path):
     ------
     DataError
         Not a zip archive, a corrupt or truncated member, a member that is not
-        an NPY array, or an object array (never unpickled).
+        an NPY array, an object array (never unpickled), or members whose
+        declared sizes pass the inflation caps
+        (:func:`deltaprop.checks.inflation_limit`: 100:1 plus 1 MiB, 4 GiB in
+        all), refused from the zip directory before anything is inflated.
+        Reading never produces more than a member's declared size (zipfile
+        stops there and checks the CRC).
     """
     import zipfile
 
     path = path_str(path)
-    with open_binary(path) as f:
+    with input_file(path) as real, open_binary(real, "data file", MAX_DATA_BYTES) as f:
         head = f.read(4)
-    if head not in ZIP_MAGICS:
-        hint = "; use load_array for a .npy file" if head == NPY_MAGIC[:4] else ""
-        raise DataError(f"{path}: not an NPZ archive (not a zip file){hint}")
+        if head not in ZIP_MAGICS:
+            hint = "; use load_array for a .npy file" if head == NPY_MAGIC[:4] else ""
+            raise DataError(f"{path}: not an NPZ archive (not a zip file){hint}")
+        return _read_members(f, path, zipfile)
+
+
+def _read_members(f, path, zipfile):
+    """Every member of the open archive ``f``, after checking the declared sizes against the inflation caps."""
     arrays = {}
     try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
+        with zipfile.ZipFile(f) as zf:
+            infos = zf.infolist()
+            packed = [i for i in infos if i.compress_type != zipfile.ZIP_STORED]
+            check_inflation(path, sum(i.compress_size for i in packed), sum(i.file_size for i in packed),
+                            "NPZ members")
+            for info in infos:
                 if not info.filename.endswith(".npy"):
                     raise DataError(f"{path}: member {info.filename!r} is not an NPY array")
+                if info.compress_type != zipfile.ZIP_STORED:
+                    check_inflation(f"{path}, member {info.filename[:-4]!r}", info.compress_size,
+                                    info.file_size, "data")
                 key = info.filename[: -len(".npy")]
                 source = f"{path}, member {key!r}"
                 with zf.open(info) as member:

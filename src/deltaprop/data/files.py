@@ -4,14 +4,14 @@ import os
 
 import numpy as np
 
-from ..checks import open_binary, path_str
+from ..checks import MAX_DATA_BYTES, input_file, open_binary, path_str
 from ..errors import DataError, InvalidArgumentError, InvalidTypeError, describe
 from .arrays import NPY_MAGIC, ZIP_MAGICS, load_array, load_npz
-from .csvfile import load_csv, parse_features, read_csv, resolve_column
+from .csvfile import load_csv, read_table, resolve_column
 from .dataset import Dataset
 from .idx import GZIP_MAGIC, is_idx_magic, load_idx
 
-__all__ = ["detect_format", "load_xy", "load_features"]
+__all__ = ["detect_format", "load_xy", "load_features", "data_file"]
 
 
 _XY_KEYS = (("X", "y"), ("x", "y"), ("data", "target"))
@@ -35,11 +35,13 @@ def detect_format(path):
     Raises
     ------
     DataError
-        A missing file, a folder, or a gzip file that does not hold IDX data
-        (decompress other formats first).
+        A missing file, a folder, a pipe or device (reading a pipe's first
+        bytes would use them up: :func:`load_xy` and :func:`load_features`
+        read a pipe once, through :func:`data_file`), or a gzip file that
+        does not hold IDX data (decompress other formats first).
     """
     path = path_str(path)
-    with open_binary(path) as f:
+    with open_binary(path, "data file") as f:
         head = f.read(len(NPY_MAGIC))
     if head == NPY_MAGIC:
         return "npy"
@@ -120,6 +122,31 @@ def load_xy(path, target=None, targets=None, mmap=True):
     Dataset
     """
     path = path_str(path)
+    with data_file(path) as real:
+        ds = _load_xy(real, target, targets, mmap)
+    ds.name = os.path.basename(path)
+    return ds
+
+
+def data_file(path):
+    """The one entry point of the file loaders: a regular file holding the bytes of ``path``.
+
+    A regular file is used in place; a pipe (``--data <(cat f.csv)``, a FIFO,
+    ``/dev/stdin``) is copied once into a temporary file, at most
+    :data:`deltaprop.checks.MAX_DATA_BYTES`, removed when the block ends
+    (see :func:`deltaprop.checks.input_file`), so that format detection and
+    the reader see the same bytes; devices such as ``/dev/zero`` and folders
+    are refused. Messages name ``path``, never the temporary copy.
+
+    Returns
+    -------
+    context manager yielding str
+        The path to read: ``with data_file(path) as real: ...``.
+    """
+    return input_file(path, "data file", MAX_DATA_BYTES)
+
+
+def _load_xy(path, target, targets, mmap):
     name = os.path.basename(path)
     fmt = detect_format(path)
     if targets is not None:
@@ -135,7 +162,8 @@ def load_xy(path, target=None, targets=None, mmap=True):
             raise DataError(
                 f"{path}: a separate targets file goes with NPY or IDX features, not with a {fmt.upper()} file"
             )
-        y = _load_targets_file(targets)
+        with data_file(targets) as real:
+            y = _load_targets_file(real)
         _check_xy_file(path, X, y)
         return Dataset(X=X, y=y, name=name)
     if fmt == "idx":
@@ -224,14 +252,15 @@ def load_features(path, n_features=None, target=None, mmap=True):
         column that does not exist.
     """
     path = path_str(path)
+    with data_file(path) as real:
+        return _load_features(real, n_features, target, mmap)
+
+
+def _load_features(path, n_features, target, mmap):
     fmt = detect_format(path)
     if fmt == "csv":
-        header, rows, lines = read_csv(path, ",")
-        t = _feature_drop(path, len(header), n_features, target, header)
-        keep = [j for j in range(len(header)) if j != t]
-        names = [header[j] for j in keep]
-        cells = rows if t is None else [row[:t] + row[t + 1 :] for row in rows]
-        return parse_features(path, cells, lines, names), names
+        header, t, X, _ = read_table(path, ",", lambda h: _feature_drop(path, len(h), n_features, target, h), path)
+        return X, [name for j, name in enumerate(header) if j != t]
     if fmt == "npy":
         X = load_array(path, mmap=mmap)
         if X.ndim != 2:

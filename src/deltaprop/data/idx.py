@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from ..checks import open_binary, path_str
+from ..checks import MAX_DATA_BYTES, check_inflation, inflation_limit, input_file, open_binary, path_str
 from ..errors import DataError
 
 __all__ = ["load_idx", "is_idx_magic", "IDX_DTYPES", "GZIP_MAGIC"]
@@ -53,23 +53,41 @@ def load_idx(path):
     Notes
     -----
     Nothing is allocated from the declared sizes until they are checked: a
-    plain file's size is compared first; a gzip stream is decompressed block
-    by block and never beyond one byte past the declared size.
+    plain file's size is compared first (and capped at
+    :data:`deltaprop.checks.MAX_DATA_BYTES`); a gzip stream's declared size
+    is decompressed block by block, never beyond one byte past the declared
+    size nor past :func:`deltaprop.checks.inflation_limit` of the compressed
+    size (100:1 plus 1 MiB, and 4 GiB): a declared size beyond that limit is
+    inflated without keeping anything, to tell a short stream (named as
+    such) from a bomb (refused where it stopped). A pipe is read once (:func:`deltaprop.checks.input_file`).
     """
     path = path_str(path)
-    with open_binary(path) as f:
+    with input_file(path) as real:
+        return _load_idx(real, path)
+
+
+def _load_idx(real, path):
+    with open_binary(real, "data file", MAX_DATA_BYTES) as f:
         gzipped = f.read(2) == GZIP_MAGIC
         f.seek(0)
         if not gzipped:
             return _read_idx_plain(path, f)
+        compressed = os.fstat(f.fileno()).st_size
     import gzip
     import zlib
 
     decompressed = 0
     try:
-        with gzip.open(path, "rb") as g:
+        with gzip.open(real, "rb") as g:
             header, (dims, dtype, expected) = _read_idx_header(path, g)
             decompressed = len(header)
+            limit = inflation_limit(compressed) - len(header)
+            if expected > limit:  # inflate without keeping anything: a short stream is named as such
+                decompressed += _drain(g, limit + 1)
+                if decompressed - len(header) > limit:
+                    check_inflation(path, compressed, len(header) + expected, "IDX data",
+                                    stopped=decompressed)
+                _short(path, dims, dtype, expected, decompressed - len(header))
             buf = bytearray()
             while len(buf) <= expected:
                 block = g.read(min(_READ_BLOCK, expected + 1 - len(buf)))
@@ -83,12 +101,27 @@ def load_idx(path):
             f"data ({exc})"
         ) from None
     if len(buf) != expected:
-        found = f"more than {expected}" if len(buf) > expected else str(len(buf))
-        raise DataError(
-            f"{path}: the IDX header declares shape {dims} of {dtype.name}, which needs {expected} "
-            f"bytes of data, but the gzip stream holds {found}"
-        )
+        _short(path, dims, dtype, expected, len(buf))
     return np.frombuffer(buf, dtype=dtype).astype(dtype.newbyteorder("="), copy=False).reshape(dims)
+
+
+def _short(path, dims, dtype, expected, found):
+    found = f"more than {expected}" if found > expected else str(found)
+    raise DataError(
+        f"{path}: the IDX header declares shape {dims} of {dtype.name}, which needs {expected} "
+        f"bytes of data, but the gzip stream holds {found}"
+    )
+
+
+def _drain(g, n):
+    """Inflate and discard up to ``n`` bytes of ``g``, a block at a time; the count."""
+    count = 0
+    while count < n:
+        block = g.read(min(_READ_BLOCK, n - count))
+        if not block:
+            break
+        count += len(block)
+    return count
 
 
 def _read_idx_plain(path, f):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..checks import check_array, check_finite, check_float_dtype, check_positive_int
+from ..checks import check_array, check_finite, check_float_dtype, check_positive_int, too_large
 from ..checks import chunk_rows as rows_per_block
 from ..errors import DataError, InvalidArgumentError, UnknownNameError, describe
 
@@ -10,6 +10,30 @@ __all__ = ["Scaler", "SCALER_KINDS"]
 
 
 SCALER_KINDS = ("standard", "minmax", "none")
+
+
+#: columns whose largest magnitude passes this are accumulated in units of a power of two,
+#: so that squares cannot overflow; smaller ones (all ordinary data) in plain units, bit for bit as before
+_UNIT_THRESHOLD = 2.0**400
+
+
+def _in_units(block, biggest, unit, mean, m2):
+    """``block / unit``, first raising ``unit`` (in place, with ``mean`` and ``m2``) where ``biggest`` passes it.
+
+    ``unit`` stays 1 while a column's largest magnitude is below 2**400; then
+    it becomes the power of two at that magnitude, so that ``x / unit`` is at
+    most 1 and its square cannot overflow. Powers of two scale exactly.
+    """
+    need = biggest > np.maximum(unit, 1.0) * np.where(unit == 1.0, _UNIT_THRESHOLD, 1.0)
+    if not need.any():
+        return block if (unit == 1.0).all() else block / unit
+    new = unit.copy()
+    new[need] = np.ldexp(1.0, np.frexp(biggest[need])[1])
+    ratio = unit / new
+    mean *= ratio
+    m2 *= ratio * ratio
+    unit[...] = new
+    return block / unit
 
 
 class Scaler:
@@ -73,7 +97,8 @@ class Scaler:
         Raises
         ------
         DataError
-            NaN or infinity in ``X``, or no samples.
+            NaN or infinity in ``X``, no samples, or (``"minmax"``) a column
+            whose range ``max - min`` passes float64's largest value.
         """
         X = check_array(X, "X", finite=False)
         n_samples, n_features = X.shape
@@ -81,6 +106,7 @@ class Scaler:
         count = 0
         mean = np.zeros(n_features)
         m2 = np.zeros(n_features)
+        unit = np.ones(n_features)  # mean and m2 are in units of `unit` (a power of two): never overflow
         lo = np.full(n_features, np.inf)
         hi = np.full(n_features, -np.inf)
         for start in range(0, n_samples, step):
@@ -91,6 +117,7 @@ class Scaler:
             np.maximum(hi, block.max(axis=0), out=hi)
             if self.kind != "standard":
                 continue
+            block = _in_units(block, np.maximum(-lo, hi), unit, mean, m2)
             n_b = block.shape[0]
             mean_b = block.mean(axis=0)
             centred = block - mean_b  # never in place: block may be a view of X
@@ -102,11 +129,18 @@ class Scaler:
             count = total
         constant = hi == lo
         if self.kind == "standard":
-            offset = np.where(constant, lo, mean)
-            scale = np.sqrt(m2 / n_samples)
+            offset = np.where(constant, lo, mean * unit)
+            scale = np.sqrt(m2 / n_samples) * unit
         elif self.kind == "minmax":
             offset = lo
-            scale = hi - lo
+            with np.errstate(over="ignore"):
+                scale = hi - lo
+            if not np.isfinite(scale).all():
+                j = int(np.argmin(np.isfinite(scale)))
+                raise DataError(
+                    f"X column {j} spans {lo[j]:.6g} to {hi[j]:.6g}, a range float64 cannot hold; "
+                    f"rescale the column or use scale='standard'"
+                )
         else:
             offset = np.zeros(n_features)
             scale = np.ones(n_features)
@@ -137,7 +171,8 @@ class Scaler:
             Not fitted, or a feature count different from fit's (both named),
             or a bad ``out``.
         DataError
-            NaN or infinity in ``X``.
+            NaN or infinity in ``X``, or a result too large for ``dtype``
+            (the column and the value are named).
         """
         if self.n_features_in_ is None:
             raise InvalidArgumentError("this Scaler is not fitted yet: call fit(X_train) first")
@@ -163,13 +198,29 @@ class Scaler:
             if block.dtype.kind == "f" and not np.isfinite(block).all():
                 check_finite(X, "X")
             target = out[start : start + step]
-            if identity:
-                target[...] = block
-            else:
-                # Computed in float64 (offset and scale are float64), rounded once into out.
-                np.subtract(block, offset, out=target, casting="same_kind")
-                np.divide(target, scale, out=target, casting="same_kind")
+            with np.errstate(over="ignore"):  # an overflow is found and named just below
+                if identity:
+                    target[...] = block
+                else:
+                    # float64 arithmetic (offset and scale are float64), each step rounded into out's dtype.
+                    np.subtract(block, offset, out=target, casting="same_kind")
+                    np.divide(target, scale, out=target, casting="same_kind")
+            if target.dtype.kind == "f" and not np.isfinite(target).all():
+                self._overflow(block, target, dtype)
         return out
+
+    def _overflow(self, block, target, dtype):
+        """Name the column whose (finite) values, scaled, do not fit ``dtype``."""
+        j = int(np.argmin(np.isfinite(target).all(axis=0)))
+        x = np.asarray(block[:, j], dtype=np.float64)
+        if np.abs(x).max() > np.finfo(dtype).max:
+            raise too_large("X", j, np.abs(x).max(), dtype)
+        i = int(np.argmax(~np.isfinite(target[:, j])))
+        raise DataError(
+            f"X column {j} holds {x[i]:.6g}, which this Scaler (offset {self.offset_[j]:.6g}, scale "
+            f"{self.scale_[j]:.6g}) maps beyond {dtype}'s largest {np.finfo(dtype).max:.2g}; "
+            f"train in float64 (dtype='float64', --dtype float64) or refit the scaler on data like this"
+        )
 
     def fit_transform(self, X, dtype=np.float32, out=None):
         """``fit(X)`` then ``transform(X, dtype, out)``."""
