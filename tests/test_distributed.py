@@ -370,3 +370,56 @@ def test_a_failing_rank_ends_mpiexec_deltaprop_train_with_one_error_line(mpiexec
     proc = _run([mpiexec, "-n", "2", sys.executable, *args], ok=False)
     assert proc.returncode != 0
     assert "deltaprop: error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------- ranks agree on their data
+DATA_CHILD = """
+import sys
+import numpy as np
+import deltaprop as dp
+from deltaprop.distributed import MPIComm
+
+comm = MPIComm()
+rng = np.random.default_rng(7 + (comm.rank if sys.argv[1] == "differ" else 0))
+X = rng.normal(size=(200, 6))  # the same shape on every rank
+y = (X[:, 0] > 0).astype(int)
+net = dp.Network([dp.Dense(6, 4, activation="relu"), dp.Dense(4, 2, activation="softmax")], seed=0)
+net.fit(X, y, epochs=1, batch_size=20, verbose=0, comm=comm)
+comm.rank or print("trained", flush=True)
+"""
+
+
+def test_sync_run_names_a_rank_whose_data_differs_without_mpi():
+    """MPIComm.sync_run's comparison alone, with a stand-in communicator: rank 1's sampled rows differ."""
+    from deltaprop.run import data_fingerprint
+
+    X = np.arange(60.0).reshape(20, 3)
+    y = np.zeros(20)
+    mine = {"batch_size": 4, "data": data_fingerprint(X, y)}
+    theirs = {"batch_size": 4, "data": data_fingerprint(X + 1, y)}
+
+    class TwoRanks:
+        is_root = True
+
+        def allgather(self, obj):
+            return [mine, theirs]
+
+    class FakeRun:
+        def fingerprint(self):
+            return mine
+
+    with pytest.raises(dp.errors.InvalidArgumentError) as info:
+        MPIComm.sync_run(TwoRanks(), FakeRun())
+    assert str(info.value) == ("rank 1's data differs from rank 0's (same shape (20, 3), different values in "
+                               "sampled rows); every rank must load the same data")
+
+
+def test_a_rank_with_other_data_of_the_same_shape_is_refused(mpiexec, tmp_path):
+    script = tmp_path / "data_child.py"
+    script.write_text(DATA_CHILD)
+    same = _run([mpiexec, "-n", "2", sys.executable, str(script), "same"])
+    assert same.stdout.strip() == "trained"
+    proc = _run([mpiexec, "-n", "2", sys.executable, str(script), "differ"], ok=False)
+    assert proc.returncode != 0 and "trained" not in proc.stdout
+    assert ("rank 1's data differs from rank 0's (same shape (200, 6), different values in sampled rows); "
+            "every rank must load the same data") in proc.stderr

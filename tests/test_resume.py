@@ -260,7 +260,8 @@ def test_ctrl_c_in_a_training_process_then_resume(tmp_path, reference):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
-    match = re.search(r"KeyboardInterrupt: training interrupted at epoch 2, batch 11; "
+    # deltaprop.errors.TrainingInterrupted, a KeyboardInterrupt
+    match = re.search(r"TrainingInterrupted: training interrupted at epoch 2, batch 11 by SIGINT; "
                       r"checkpoint written to (\S+)\n", err)
     assert match, err
     path = match.group(1)

@@ -23,11 +23,13 @@ The built-in features are callbacks too: :class:`EarlyStopping`,
 import json
 import math
 import os
+import stat
 import sys
 import time
 
 import numpy as np
 
+from .atomic import atomic_write
 from .checks import check_int, check_number
 from .errors import InvalidArgumentError, describe
 
@@ -209,12 +211,82 @@ def _fmt(value):
 
 
 class JSONLogger(Callback):
-    """Append one JSON line per epoch (the epoch's history row) to ``path``."""
+    """The run's history in ``path``, one JSON line per epoch, rewritten whole and atomically at each epoch's end.
+
+    The file is never half-written: each epoch it is written to a temporary
+    file in the same folder, fsynced and renamed over the old one
+    (:func:`deltaprop.atomic.atomic_write`); a failure leaves the old file.
+    Lines the file held before the run stay ahead of the run's own (as an
+    appended log would); on a resumed run, the lines from the run's first
+    epoch on are replaced by the history its checkpoint kept. A setting
+    overridden on resume is a line ``{"override": {"setting", "was",
+    "now", "epoch", "step"}}`` before the row of the epoch it starts. A
+    FIFO or character device (no file to replace) gets each new line
+    appended instead.
+    """
 
     def __init__(self, path):
         self.path = os.fspath(path)
+        self._kept = []
+        self._stream = False
+
+    def on_train_begin(self, run):
+        if not getattr(run, "is_root", True):
+            return
+        self._kept = []
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        self._stream = not stat.S_ISREG(st.st_mode)
+        if self._stream:
+            return
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            return  # unreadable: replaced by this run's log
+        rows = getattr(getattr(run, "history", None), "rows", None)
+        cut = len(lines)
+        if rows:  # resumed: this run's earlier lines start at the last row of its first epoch
+            first = rows[0].get("epoch")
+            for i in range(len(lines) - 1, -1, -1):
+                if _epoch_of(lines[i]) == first:
+                    cut = i
+                    while cut > 0 and _epoch_of(lines[cut - 1]) == "override":
+                        cut -= 1
+                    break
+        self._kept = lines[:cut]
+
+    def _lines(self, run):
+        history = run.history
+        overrides = list(getattr(history, "overrides", []))
+        out = []
+        for row in history.rows:
+            while overrides and overrides[0].get("epoch", 0) <= row.get("epoch", 0):
+                out.append(json.dumps({"override": overrides.pop(0)}, allow_nan=True))
+            out.append(json.dumps(row, allow_nan=True))
+        out += [json.dumps({"override": o}, allow_nan=True) for o in overrides]
+        return out
 
     def on_epoch_end(self, run, epoch, logs):
-        if getattr(run, "is_root", True):
+        if not getattr(run, "is_root", True):
+            return
+        if self._stream or not hasattr(run, "history"):
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(logs, allow_nan=True) + "\n")
+            return
+        lines = self._kept + self._lines(run)
+        with atomic_write(self.path) as f:
+            f.write("".join(line + "\n" for line in lines))
+
+
+def _epoch_of(line):
+    """A log line's epoch number, ``"override"`` for an override line, None for anything else."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(row, dict):
+        return None
+    return "override" if "override" in row else row.get("epoch")

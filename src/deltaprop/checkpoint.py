@@ -22,20 +22,27 @@ good state to go back to after a divergence.
 
 Resuming (:func:`restore`, used by ``fit(..., resume_from=...)``) validates
 the whole file first, then checks it against the run (same architecture,
-optimizer, batch size, sample count, shuffling, generator type), and only
-then changes the run: a rejected checkpoint leaves the network untouched.
+optimizer, batch size, sample count, shuffling, generator type; the same
+settings, :meth:`deltaprop.run.Run.resume_settings`, unless overridden by
+name; no more epochs done than asked for), and only then changes the run: a
+rejected checkpoint leaves the network untouched. From a folder, a corrupt
+newest checkpoint is skipped, with a :class:`DeltapropWarning`, for the
+newest good one.
 """
 
 import math
 import os
 import re
+import sys
+import warnings
 
 import numpy as np
 
 from .architecture import check_architecture, n_params
 from .callbacks import Callback, EarlyStopping
 from .checks import check_positive_int
-from .errors import DivergenceError, InvalidArgumentError, ModelFileError, SaveError, describe
+from .errors import DeltapropWarning, DivergenceError, InvalidArgumentError, ModelFileError, SaveError, describe
+from .run import data_difference
 from .tensorfile import (
     CHECKPOINT_FORMAT,
     MAX_COUNT,
@@ -47,7 +54,7 @@ from .tensorfile import (
     write_file,
 )
 
-__all__ = ["Checkpointer", "restore", "latest_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["Checkpointer", "restore", "latest_checkpoint", "load_checkpoint", "write_checkpoint", "CHECKPOINT_FORMAT"]
 
 #: 2: each layer's W is stored transposed in the flat arrays (see Dense.bind);
 #: version 1 files (W row by row) are converted on reading.
@@ -136,7 +143,8 @@ class Checkpointer(Callback):
                 os.unlink(path)  # left by a process killed mid-write
             except OSError:
                 pass
-        found = _checkpoints(self.folder)
+        skipped = set(getattr(run, "skipped_checkpoints", ()))
+        found = [f for f in _checkpoints(self.folder) if f[2] not in skipped]
         if found and found[-1][0] > run.step:
             raise InvalidArgumentError(
                 f"checkpoint folder {self.folder} already holds {found[-1][2]} (step {found[-1][0]}), beyond "
@@ -156,7 +164,7 @@ class Checkpointer(Callback):
             arrays += [(f"optimizer state {k!r}", v) for k, v in state.items()] if isinstance(state, dict) else []
             bad = [name for name, a in arrays if not np.all(np.isfinite(a))]
             if bad:
-                last = self.last_written or latest_checkpoint(self.folder)
+                last = self.last_written or getattr(run, "resumed_from", None) or latest_checkpoint(self.folder)
                 raise DivergenceError(
                     f"training diverged: {bad[0]} not finite at epoch {run.epoch + (run.batch > 0)}, "
                     f"step {run.step}; no checkpoint written"
@@ -165,11 +173,12 @@ class Checkpointer(Callback):
             tensors, metadata = _file_contents(run)
             write_file(path, tensors, metadata)
             self.last_written = path
-            self._prune()
+            self._prune(run)
         run.checkpoint_path = path
 
-    def _prune(self):
-        found = _checkpoints(self.folder)
+    def _prune(self, run=None):
+        skipped = set(getattr(run, "skipped_checkpoints", ()))  # corrupt files a resume went past: left alone
+        found = [f for f in _checkpoints(self.folder) if f[2] not in skipped]
         for _, _, path in found[: max(0, len(found) - self.keep)]:
             try:
                 os.unlink(path)
@@ -189,6 +198,27 @@ class Checkpointer(Callback):
             run.checkpoint_path = self.last_written
         else:
             self.write(run)
+
+    #: the training loop's interrupt checkpoint is not needed beside this callback
+    writes_checkpoints = True
+
+
+def write_checkpoint(run, folder, keep=3):
+    """Write one checkpoint of ``run`` as it stands into ``folder`` (created), as :class:`Checkpointer` does.
+
+    For a run interrupted without a checkpoint folder (``fit``'s
+    ``interrupt_checkpoint``). Older checkpoints there beyond the newest
+    ``keep`` are deleted. Returns the path (on every process; the root
+    writes it).
+    """
+    writer = Checkpointer(folder, keep=keep)
+    if run.is_root:
+        try:
+            os.makedirs(writer.folder, exist_ok=True)
+        except OSError as exc:
+            raise SaveError(f"cannot create checkpoint folder {writer.folder}: {exc.strerror or exc}") from None
+    writer.write(run)
+    return run.checkpoint_path
 
 
 # ------------------------------------------------------------------ loading
@@ -262,6 +292,9 @@ def load_checkpoint(path):
     need("settings", lambda v: isinstance(v, dict) and _count(v.get("batch_size"), 1)
          and _count(v.get("n_samples"), 1), "an object with batch_size and n_samples")
     need("shuffled", lambda v: isinstance(v, bool), "true or false", True, required=False)
+    need("overrides", lambda v: isinstance(v, list) and all(
+        isinstance(o, dict) and isinstance(o.get("setting"), str) and _count(o.get("epoch"), 1) for o in v),
+        "a list of objects with a 'setting' and an 'epoch'", [], required=False)
     _check_rng(path, info["rng"])
     settings = info["settings"]
     batches = -(-settings["n_samples"] // settings["batch_size"])
@@ -344,41 +377,83 @@ def _check_same_network(path, theirs, mine):
                                  f"the network being trained has {describe(mine[key])}")
 
 
-def restore(run, path):
+def restore(run, path, overrides=(), verbose=0):
     """Put a checkpoint's state into ``run`` (and its callbacks) so the loop continues it exactly.
 
     Parameters
     ----------
     run : deltaprop.run.Run
     path : path
-        A checkpoint, or a folder (its newest checkpoint).
+        A checkpoint, or a folder: its newest checkpoint that reads; a
+        corrupt newer one is skipped with a :class:`DeltapropWarning` (and,
+        when ``verbose``, a note on standard error). A corrupt file named
+        explicitly is an error.
+    overrides : iterable of str
+        Settings (:meth:`~deltaprop.run.Run.resume_settings` names) that may
+        differ from the checkpoint's; each that does is appended to
+        ``run.history.overrides``.
+    verbose : int
+        Non-zero: say on standard error which checkpoint the run resumes.
 
     Raises
     ------
     InvalidArgumentError
-        A folder without checkpoints.
+        A folder without checkpoints; a setting that differs from the
+        checkpoint's and is not overridden (naming it, both values and the
+        override); more epochs done than ``run.epochs``.
     ModelFileError
-        A corrupt checkpoint, or one that does not match this run (architecture,
+        A corrupt checkpoint (from a folder: every one, each named with its
+        problem), or one that does not match this run (architecture,
         optimizer, batch size, number of samples, shuffling, generator type,
         metrics); nothing in the run is changed then.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        found = latest_checkpoint(path)
-        if found is None:
-            raise InvalidArgumentError(f"no checkpoint (ckpt-*.safetensors) to resume from in {path}")
-        path = found
-    tensors, arch, info = load_checkpoint(path)
-    _check_same_run(path, run, tensors, arch, info)
+        path, (tensors, arch, info), skipped = _newest_good(path)
+        run.skipped_checkpoints = [p for p, _ in skipped]
+        if skipped:
+            note = "; ".join(f"skipped {os.path.basename(p)}: {why}" for p, why in skipped)
+            note += f"; resuming from {os.path.basename(path)}"
+            warnings.warn(note, DeltapropWarning, stacklevel=3)
+            if verbose and run.is_root:
+                print(f"deltaprop: note: {note}", file=sys.stderr, flush=True)
+    else:
+        tensors, arch, info = load_checkpoint(path)
+    used = _check_same_run(path, run, tensors, arch, info, set(overrides))
     try:
         run.load_state_dict(info, tensors)
     except InvalidArgumentError as exc:  # a callback rejected its state
         raise ModelFileError(f"{path}: {exc}") from None
     run.resumed_from = path
+    for setting, was, now in used:
+        run.history.overrides.append({"setting": setting, "was": was, "now": now, "epoch": run.epoch + 1,
+                                      "step": run.step})
+    if verbose and run.is_root:
+        print(f"resuming from {path} (epoch {run.epoch + 1}, batch {run.batch})", file=sys.stderr, flush=True)
 
 
-def _check_same_run(path, run, tensors, arch, info):
-    """Everything checked against the run before anything changes; the message names the first difference."""
+def _newest_good(folder):
+    """``(path, load_checkpoint(path), [(skipped path, why)])`` of the newest checkpoint in ``folder`` that reads."""
+    found = _checkpoints(folder)
+    if not found:
+        raise InvalidArgumentError(f"no checkpoint (ckpt-*.safetensors) to resume from in {folder}")
+    skipped = []
+    for _, _, path in reversed(found):
+        try:
+            return path, load_checkpoint(path), skipped
+        except (ModelFileError, OSError) as exc:
+            why = str(exc)
+            why = why[len(path) + 2:] if why.startswith(f"{path}: ") else why
+            skipped.append((path, " ".join(why.split())))
+    raise ModelFileError(f"no checkpoint in {folder} can be resumed: "
+                         + "; ".join(f"{os.path.basename(p)}: {why}" for p, why in skipped))
+
+
+def _check_same_run(path, run, tensors, arch, info, overrides=frozenset()):
+    """Everything checked against the run before anything changes; the message names the first difference.
+
+    Returns the overridden settings that differ: ``[(name, checkpoint's value, run's value)]``.
+    """
     net, opt = run.network, run.optimizer
     _check_same_network(path, arch, net.get_config())
     for key in ("batch_size", "n_samples", "n_in", "n_out", "shuffle"):
@@ -416,3 +491,76 @@ def _check_same_run(path, run, tensors, arch, info):
             prefix = f"callbacks.{key}."
             arrays = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             _check_early_stopping(path, info["callbacks"][key], arrays, net.params)
+    used = _check_settings(path, run, info, overrides)
+    done = info["epoch"] + (info["batch"] > 0)
+    if done > run.epochs:
+        during = f" and {info['batch']} batches of epoch {info['epoch'] + 1}" if info["batch"] > 0 else ""
+        raise InvalidArgumentError(
+            f"cannot resume {_stem(path)}: it has done {info['epoch']} epochs{during}, more than epochs="
+            f"{run.epochs}; ask for epochs >= {done}"
+        )
+    return used
+
+
+def _stem(path):
+    name = os.path.basename(path)
+    return name[: -len(".safetensors")] if name.endswith(".safetensors") else name
+
+
+def _saved_settings(info):
+    """The checkpoint's :meth:`~deltaprop.run.Run.resume_settings` (what it holds of them: older files hold less)."""
+    theirs = {}
+    config = info["optimizer"].get("config")
+    if isinstance(config, dict):
+        theirs.update({"learning_rate": None, "weight_decay": None, "clipnorm": None})
+        theirs.update({k: v for k, v in config.items() if k != "name"})
+    if info.get("schedule") is not None:
+        theirs["schedule"] = info["schedule"]
+    settings = info["settings"]
+    for key in ("sample_weight", "class_weight"):
+        if key in settings:
+            theirs[key] = settings[key]
+    for key in ("data", "validation_data"):
+        if key in settings:
+            fp = settings[key]
+            theirs[key] = {k: v for k, v in fp.items() if k != "weights"} if isinstance(fp, dict) else fp
+    return theirs, settings.get("run_settings") if isinstance(settings.get("run_settings"), dict) else {}
+
+
+def _check_settings(path, run, info, overrides):
+    """Compare the run's settings with the checkpoint's; refuse the first difference not in ``overrides``."""
+    ours = run.resume_settings()
+    theirs, their_run_settings = _saved_settings(info)
+    our_run_settings = run.settings.get("run_settings") or {}
+    for key, value in their_run_settings.items():
+        if key in our_run_settings:  # compared when both runs name it
+            theirs.setdefault(key, value)
+    used = []
+    for key, was in theirs.items():
+        now = ours.get(key)
+        if was == now:
+            continue
+        if key not in overrides:
+            raise InvalidArgumentError(
+                f"cannot resume {_stem(path)}: {_difference(key, was, now)}; pass the same value, or override "
+                f"it with resume_overrides=[{key!r}] (--override {key})"
+            )
+        used.append((key, was, now))
+    return used
+
+
+def _difference(key, was, now):
+    """How setting ``key`` differs, in words, for a refused resume."""
+    if key in ("data", "validation_data"):
+        what = "training data" if key == "data" else "validation data"
+        if was is None or now is None:
+            return f"the checkpoint's run had {'no ' if was is None else ''}{what}, this one has " + \
+                ("none" if now is None else "some")
+        return f"the {what} differ from the checkpoint's ({data_difference(was, now)})"
+    if key in ("sample_weight", "class_weight"):
+        what = key.replace("_", " ") + "s"
+        if was is None or now is None:
+            return f"{what} were {'not ' if was is None else ''}given in the checkpoint's run, now " + \
+                ("not" if now is None else "they are")
+        return f"the {what} differ from the checkpoint's"
+    return f"{key} was {describe(was)} in the checkpoint, now {describe(now)}"

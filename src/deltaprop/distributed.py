@@ -64,6 +64,7 @@ import time
 import numpy as np
 
 from .errors import DeltapropError, InvalidArgumentError, InvalidTypeError, describe
+from .run import data_difference
 from .tensorfile import json_default
 
 __all__ = ["MPIComm", "MPIUnavailableError", "launched_by_mpi", "ordered_sum", "DEFAULT_TIMEOUT"]
@@ -175,7 +176,8 @@ def _abort_on_uncaught(exc_type, exc, tb):
         name = exc_type.__name__
         comm._say(f"stopped with {name}" + (f": {exc}" if str(exc) else "")
                   + f"; ending all {comm.size} ranks (MPI_Abort)")
-        comm.abort(130 if issubclass(exc_type, KeyboardInterrupt) else 1)
+        # Ctrl-C 130, SIGTERM 143 (deltaprop.errors.TrainingInterrupted says which), as a shell reports them
+        comm.abort(128 + int(getattr(exc, "signum", None) or 2) if issubclass(exc_type, KeyboardInterrupt) else 1)
 
 
 class MPIComm:
@@ -413,7 +415,8 @@ class MPIComm:
         """Make every rank's run state rank 0's; called once by ``fit`` before the first step.
 
         Checks first that every rank trains the same network with the same
-        settings (:meth:`deltaprop.run.Run.fingerprint`; else every rank
+        settings on the same data (:meth:`deltaprop.run.Run.fingerprint`:
+        shapes, dtype and hashes of sampled rows and weights; else every rank
         raises the same :class:`InvalidArgumentError`), then broadcasts rank
         0's :meth:`~deltaprop.run.Run.state_dict` (parameters, optimizer
         state and step count, generator state, position and the epoch's
@@ -426,6 +429,11 @@ class MPIComm:
         for r, theirs in enumerate(everyone):
             if theirs != everyone[0]:
                 diff = sorted(k for k in set(theirs) | set(everyone[0]) if theirs.get(k) != everyone[0].get(k))
+                if "data" in diff and set(diff) <= {"data", "sample_weight", "class_weight"}:
+                    how = data_difference(theirs.get("data"), everyone[0].get("data"))
+                    raise InvalidArgumentError(
+                        f"rank {r}'s data differs from rank 0's ({how}); every rank must load the same data"
+                    )
                 k = diff[0]
                 raise InvalidArgumentError(
                     f"rank {r} trains something else than rank 0: {k} is {describe(theirs.get(k))} on rank {r} "

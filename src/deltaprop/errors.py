@@ -16,6 +16,8 @@ __all__ = [
     "DivergenceError",
     "UnknownNameError",
     "SaveError",
+    "TrainingInterrupted",
+    "DeltapropWarning",
 ]
 
 
@@ -55,6 +57,36 @@ class SaveError(DeltapropError, OSError):
 
 class DivergenceError(DeltapropError, FloatingPointError):
     """Training produced a non-finite loss or gradient."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C (SIGINT) or SIGTERM, after the step in progress.
+
+    A ``KeyboardInterrupt``, so code that catches Ctrl-C keeps working.
+
+    Attributes
+    ----------
+    signum : signal.Signals
+        ``signal.SIGINT`` or ``signal.SIGTERM``.
+    epoch : int or None
+        The epoch it stopped in, counted from 1.
+    batch : int or None
+        The batches of that epoch done, counted from 1 (the last one done).
+    checkpoint : str or None
+        The checkpoint written on the way out (None: none was written);
+        ``fit(..., resume_from=checkpoint)`` continues the run exactly.
+    """
+
+    def __init__(self, message, signum=None, epoch=None, batch=None, checkpoint=None):
+        super().__init__(message)
+        self.signum = signum
+        self.epoch = epoch
+        self.batch = batch
+        self.checkpoint = checkpoint
+
+
+class DeltapropWarning(UserWarning):
+    """Something deltaprop worked around, that the user should know (e.g. a corrupt checkpoint skipped)."""
 
 
 

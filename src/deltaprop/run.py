@@ -17,11 +17,130 @@ is given through their methods (``params``, ``state_dict()``,
 ``get_config()``, ...), and imports NumPy alone.
 """
 
+import json
+
 import numpy as np
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, InvalidTypeError, describe
 
-__all__ = ["History", "Run", "LocalComm"]
+__all__ = ["History", "Run", "LocalComm", "data_fingerprint", "data_difference"]
+
+#: rows of X (and y) hashed by :func:`data_fingerprint`
+SAMPLED_ROWS = 64
+
+
+def sampled_rows(n):
+    """The rows :func:`data_fingerprint` hashes: all of them up to 64, else 64 at most, the same for every call.
+
+    32 evenly spaced rows (the first and the last among them) and 32 drawn by
+    a generator of fixed seed; sorted, without repeats.
+    """
+    if n <= SAMPLED_ROWS:
+        return np.arange(n)
+    half = SAMPLED_ROWS // 2
+    even = np.linspace(0, n - 1, half).round().astype(np.int64)
+    drawn = np.random.default_rng(20261201).integers(0, n, half)
+    return np.unique(np.concatenate([even, drawn]))
+
+
+def _take_rows(A, rows):
+    """``A[rows]`` as a C-ordered ndarray, for an ndarray, a memmap or a sparse matrix."""
+    if isinstance(A, np.memmap):
+        A = A.view(np.ndarray)  # the same pages, read without a subclass's indexing hooks
+    xs = A[rows]
+    xs = xs.toarray() if hasattr(xs, "toarray") else np.asarray(xs)
+    return np.ascontiguousarray(xs)
+
+
+def _digest(a):
+    import hashlib  # only when a run starts: `import deltaprop` stays light (tests/test_architecture.py)
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def data_fingerprint(X, Y, w=None):
+    """What identifies a data set cheaply: its shape and dtype, and hashes of sampled rows and of the weights.
+
+    Parameters
+    ----------
+    X : ndarray, memmap or sparse matrix of shape (n, d)
+    Y : ndarray of shape (n,) or (n, k)
+        The prepared targets.
+    w : ndarray of shape (n,), optional
+        The per-sample weights (hashed whole).
+
+    Returns
+    -------
+    dict
+        ``{"n_rows": n, "n_columns": d, "dtype": str, "rows": hex, "targets": hex, "weights": hex or None}``;
+        ``rows`` and ``targets`` are BLAKE2b hashes of the rows :func:`sampled_rows` picks.
+    """
+    n = int(X.shape[0])
+    rows = sampled_rows(n)
+    return {
+        "n_rows": n,
+        "n_columns": int(X.shape[1]) if len(X.shape) > 1 else 1,
+        "dtype": str(np.dtype(getattr(X, "dtype", np.float64))),
+        "rows": _digest(_take_rows(X, rows)),
+        "targets": _digest(_take_rows(Y, rows)),
+        "weights": weights_hash(w),
+    }
+
+
+def weights_hash(w):
+    """A BLAKE2b hash of per-sample weights (float64), or None for None."""
+    return None if w is None else _digest(np.ascontiguousarray(w, dtype=np.float64))
+
+
+def data_settings(X, Y, w, sample_weight, class_weight, validation):
+    """The data's part of a run's settings: ``data``, ``sample_weight``, ``class_weight``, ``validation_data``.
+
+    ``w`` is the training rows' combined weights, ``sample_weight`` and
+    ``class_weight`` the per-sample arrays they came from (or None), and
+    ``validation`` the validation set ``(X, Y, w)`` or None.
+    """
+    return {
+        "data": data_fingerprint(X, Y, w),
+        "sample_weight": weights_hash(sample_weight),
+        "class_weight": weights_hash(class_weight),
+        "validation_data": None if validation is None else data_fingerprint(*validation),
+    }
+
+
+def json_settings(settings, name):
+    """``settings`` (a dict with string keys) as JSON gives it back, so that it compares equal to a stored copy."""
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+        raise InvalidTypeError(f"{name} must be a dict with string keys, got {describe(settings)}")
+    try:
+        return json.loads(json.dumps(settings, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidArgumentError(f"{name} must be JSON data (finite numbers, strings, lists, dicts): {exc}") from None
+
+
+def data_difference(theirs, ours):
+    """How two :func:`data_fingerprint` results differ, in words (``""`` when they agree)."""
+    if not isinstance(theirs, dict) or not isinstance(ours, dict):
+        return "" if theirs == ours else "different data"
+    shape_a = (theirs.get("n_rows"), theirs.get("n_columns"))
+    shape_b = (ours.get("n_rows"), ours.get("n_columns"))
+    if shape_a != shape_b:
+        return f"shape {shape_a} against {shape_b}"
+    same = f"same shape {shape_a}"
+    if theirs.get("dtype") != ours.get("dtype"):
+        return f"{same}, dtype {theirs.get('dtype')} against {ours.get('dtype')}"
+    if theirs.get("rows") != ours.get("rows"):
+        return f"{same}, different values in sampled rows"
+    if theirs.get("targets") != ours.get("targets"):
+        return f"{same}, different targets in sampled rows"
+    if theirs.get("weights") != ours.get("weights"):
+        given = [d.get("weights") is not None for d in (theirs, ours)]
+        return f"{same}, different sample weights" if all(given) else f"{same}, sample weights given on one only"
+    return ""
 
 
 class History:
@@ -32,10 +151,14 @@ class History:
     with one value per epoch; ``history["loss"]`` is a shortcut.
     """
 
-    def __init__(self, rows=None):
+    def __init__(self, rows=None, overrides=None):
         self.rows = []
         for row in rows or []:
             self.append(row)
+        #: settings a resumed run changed on purpose (``resume_overrides``):
+        #: ``{"setting", "was", "now", "epoch"}`` each, ``epoch`` the first
+        #: epoch (from 1) trained with the new value
+        self.overrides = [dict(o) for o in overrides or []]
 
     def append(self, logs):
         self.rows.append(dict(logs))
@@ -188,7 +311,7 @@ class Run:
             "config": ...}``), ``schedule``, ``history``, ``loss_sum``,
             ``weight_sum``, ``elapsed``, ``lr``, ``stop_training``,
             ``callbacks`` (each stateful callback's JSON state),
-            ``settings`` and ``shuffled``.
+            ``settings``, ``shuffled`` and ``overrides`` (the history's).
         arrays : dict of str to ndarray
             ``params``; ``optimizer.{name}`` (aligned with ``params``);
             ``perm`` (the epoch's order, when mid-epoch and shuffling);
@@ -227,6 +350,7 @@ class Run:
             "callbacks": cb_meta,
             "settings": self.settings,
             "shuffled": self.perm is not None,
+            "overrides": [dict(o) for o in self.history.overrides],
         }
         return meta, arrays
 
@@ -248,7 +372,7 @@ class Run:
         if self.batch > 0:
             for m in self.metrics:
                 m.sums = np.array(arrays[f"metrics.{m.name}"], dtype=np.float64)
-        self.history = History(meta["history"])
+        self.history = History(meta["history"], meta.get("overrides"))
         self.loss_sum, self.weight_sum = float(meta["loss_sum"]), float(meta["weight_sum"])
         self.elapsed = float(meta["elapsed"])
         self.lr = float(meta["lr"]) if meta["lr"] is not None else opt.learning_rate
@@ -263,8 +387,60 @@ class Run:
             except Exception as exc:  # noqa: BLE001 - a user callback may reject its state any way
                 raise InvalidArgumentError(f"callback state {key!r} is invalid: {exc}") from None
 
+    def resume_settings(self):
+        """The settings a resumed run must share with its checkpoint, and may override by name: ``{name: value}``.
+
+        Each of the optimizer's settings but its name (``learning_rate``,
+        ``weight_decay``, ``clipnorm``, ``momentum``, ``beta1``, ...),
+        ``schedule`` (its config), ``sample_weight`` and ``class_weight``
+        (hashes, or None), ``data`` and ``validation_data`` (fingerprints
+        without the weights), and each key of the caller's ``run_settings``.
+        The architecture, optimizer, batch size, sample count and shuffling
+        are not here: they cannot be overridden.
+        """
+        opt, sched = self.optimizer, self.schedule
+        config = opt.get_config() if hasattr(opt, "get_config") else {}
+        out = {"learning_rate": None, "weight_decay": None, "clipnorm": None}
+        out.update({k: v for k, v in config.items() if k != "name"})
+        out["schedule"] = sched.get_config() if hasattr(sched, "get_config") else None
+        for key in ("sample_weight", "class_weight"):
+            out[key] = self.settings.get(key)
+        for key in ("data", "validation_data"):
+            fp = self.settings.get(key)
+            out[key] = {k: v for k, v in fp.items() if k != "weights"} if isinstance(fp, dict) else fp
+        for key, value in (self.settings.get("run_settings") or {}).items():
+            out.setdefault(key, value)  # a built-in setting of the same name is the one compared
+        return out
+
+    def check_overrides(self, names):
+        """``fit``'s ``resume_overrides`` as a set, each name one of :meth:`resume_settings`."""
+        if isinstance(names, str):
+            names = [names]
+        try:
+            names = set(names)
+        except TypeError:
+            raise InvalidTypeError(f"resume_overrides must be a list of setting names, got {describe(names)}") from None
+        known = self.resume_settings()
+        unknown = sorted(map(str, names - set(known)))
+        if unknown:
+            raise InvalidArgumentError(
+                f"resume_overrides names {', '.join(map(repr, unknown))}, which "
+                f"{'is' if len(unknown) == 1 else 'are'} not a setting of this run; the settings are "
+                f"{', '.join(sorted(known))}"
+            )
+        return names
+
+    @property
+    def data_fingerprint(self):
+        """The training data's :func:`data_fingerprint` (None when ``fit`` did not give one)."""
+        return self.settings.get("data")
+
     def fingerprint(self):
-        """What every process of a data-parallel run must agree on: the network, the data's shape, the settings."""
+        """What every process of a data-parallel run must agree on: the network, the data, the settings.
+
+        The data (shape, dtype, hashes of sampled rows and of the weights) is
+        under the key ``"data"`` (see :func:`data_fingerprint`).
+        """
         net, opt = self.network, self.optimizer
         return {
             "the network": net.get_config(),

@@ -21,6 +21,7 @@ same step.
 """
 
 import math
+import os
 import signal
 import threading
 import time
@@ -33,7 +34,15 @@ from . import schedules as _schedules
 from .batches import EpochBatches, ShardRandom
 from .callbacks import Callback, EarlyStopping, JSONLogger, ProgressBar
 from .checks import check_number, check_positive_int, check_sample_weight, sample_scale
-from .errors import DataError, DivergenceError, InvalidArgumentError, InvalidTypeError, describe
+from .errors import (
+    DataError,
+    DivergenceError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    TrainingInterrupted,
+    describe,
+)
+from . import run as _run
 from .run import LocalComm, Run
 
 __all__ = ["fit", "evaluate", "class_weights"]
@@ -151,29 +160,46 @@ def _evaluate_prepared(network, X, Y, w, metrics, batch_size=4096):
     return logs
 
 
-class _InterruptFlag:
-    """Turns the first Ctrl-C into a flag checked between steps (main thread only)."""
+#: the signals that stop training after the step in progress, with a checkpoint
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+
+class _InterruptFlag:
+    """Turns the first Ctrl-C (SIGINT) or SIGTERM into a flag checked between steps (main thread only).
+
+    ``hit`` is true once a signal came, ``signum`` says which. A second
+    signal stops at once with :class:`TrainingInterrupted` (no checkpoint).
+    The previous handlers are put back on exit.
+    """
+
+    def __init__(self, run=None):
         self.hit = False
-        self._old = None
+        self.signum = 0
+        self.run = run
+        self._old = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            try:
-                self._old = signal.signal(signal.SIGINT, self._handle)
-            except ValueError:
-                self._old = None
+            for signum in _SIGNALS:
+                try:
+                    self._old[signum] = signal.signal(signum, self._handle)
+                except (ValueError, OSError):
+                    pass
         return self
 
     def _handle(self, signum, frame):
-        if self.hit:  # second Ctrl-C: stop at once
-            raise KeyboardInterrupt
+        signum = signal.Signals(signum)
+        if self.hit:  # a second signal: stop at once
+            where = f" at {self.run.position()}" if self.run is not None else ""
+            raise TrainingInterrupted(f"training stopped at once by a second {signum.name}{where}; "
+                                      f"no checkpoint written", signum=signum)
         self.hit = True
+        self.signum = signum
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for signum, old in self._old.items():
+            signal.signal(signum, old if old is not None else signal.SIG_DFL)
+        self._old = {}
         return False
 
 
@@ -181,7 +207,8 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         clipnorm=None, schedule=None, shuffle=True, validation_data=None, validation_split=0.0, metrics=None,
         callbacks=None, early_stopping=None, class_weight=None, sample_weight=None, checkpoint_dir=None,
         checkpoint_every=1, checkpoint_unit="epoch", keep_checkpoints=3, resume_from=None, verbose=1,
-        log_path=None, comm=None, initial_step=0):
+        log_path=None, comm=None, initial_step=0, run_settings=None, resume_overrides=None,
+        interrupt_checkpoint=None):
     """Train ``network`` on ``(X, y)`` with mini-batch gradient descent.
 
     Parameters
@@ -223,31 +250,60 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         with ``checkpoint_unit="step"``), keeping the last
         ``keep_checkpoints``; also on Ctrl-C.
     resume_from : path, optional
-        A checkpoint (or a folder: its newest checkpoint) to continue from;
-        the result is bit-identical to an uninterrupted run.
+        A checkpoint (or a folder: its newest good checkpoint) to continue
+        from; the result is bit-identical to an uninterrupted run. Every
+        setting that changes the result (the optimizer's and schedule's
+        settings, batch size, shuffling, the data, the weights,
+        ``run_settings``, ...) must be the checkpoint's, else an
+        :class:`InvalidArgumentError` names it; ``epochs`` must be at least
+        the epochs the checkpoint has done.
     verbose : int, default 1
-        1 shows a progress bar per epoch; 0 nothing.
+        1 shows a progress bar per epoch, and on resume the checkpoint used
+        (standard error); 0 nothing.
     log_path : path, optional
-        Append one JSON line per epoch.
+        One JSON line per epoch (the history's rows), rewritten atomically
+        each epoch.
     comm : communicator, optional
         For data-parallel training: ``deltaprop.distributed.MPIComm()`` in a
         script started with ``mpiexec -n N`` (see :mod:`deltaprop.distributed`).
     initial_step : int, default 0
         Where the schedule's clock starts: the steps taken by earlier calls
         that this one continues (the scikit-learn estimators' ``partial_fit``).
+    run_settings : dict, optional
+        The caller's own settings that change the result (JSON: a command
+        line's scaling, splits, seed, ...); kept in checkpoints and checked
+        on resume like the built-in ones, under their own names.
+    resume_overrides : iterable of str, optional
+        Settings a resumed run may change on purpose (``"learning_rate"``,
+        ``"schedule"``, a ``run_settings`` key, ...); each one that does
+        differ is recorded in ``History.overrides``.
+    interrupt_checkpoint : path, optional
+        A folder: when training is interrupted and no ``checkpoint_dir`` is
+        given, one checkpoint of the state is written there (resume with
+        ``resume_from`` this folder).
 
     Returns
     -------
     History
+
+    Raises
+    ------
+    TrainingInterrupted
+        On Ctrl-C (SIGINT) or SIGTERM, after the step in progress and a
+        checkpoint (``checkpoint_dir`` or ``interrupt_checkpoint``); its
+        ``signum``, ``epoch``, ``batch`` and ``checkpoint`` say how and where.
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     comm = LocalComm() if comm is None else comm
-    batches, val = _training_data(network, X, y, sample_weight, class_weight, validation_data, validation_split)
+    run_settings = _run.json_settings(run_settings, "run_settings")
+    batches, val, data = _training_data(network, X, y, sample_weight, class_weight, validation_data,
+                                        validation_split)
     opt = _optimizer(network, optimizer, learning_rate, weight_decay, clipnorm)
     sched = _schedules.get(schedule)
     settings = {"batch_size": batch_size, "n_samples": batches.n, "n_in": network.n_in, "n_out": network.n_out,
-                "shuffle": bool(shuffle), "optimizer": opt.get_config() if hasattr(opt, "get_config") else None}
+                "shuffle": bool(shuffle), "optimizer": opt.get_config() if hasattr(opt, "get_config") else None,
+                **data, "run_settings": run_settings}
     run = Run(network, opt, sched, epochs, batch_size, batches,
               _metrics.build(metrics, network.loss, network.n_out), comm, settings=settings,
               initial_step=initial_step)
@@ -255,6 +311,9 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         sched.bind(run.batches_per_epoch, run.step + epochs * run.batches_per_epoch)
     val_metrics = _metrics.build(metrics, network.loss, network.n_out) if val is not None else []
     run.callbacks = _callbacks(run, callbacks, early_stopping, val is not None, log_path, verbose)
+    run.interrupt_checkpoint = None if interrupt_checkpoint is None else os.fspath(interrupt_checkpoint)
+    if resume_overrides is not None:
+        resume_overrides = run.check_overrides(resume_overrides)
     if checkpoint_dir is not None or resume_from is not None:
         # Checkpoints bring the file codec: loaded when a run uses them, so that
         # `import deltaprop` stays as light as NumPy (tests/test_architecture.py).
@@ -263,7 +322,7 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         run.callbacks.append(Checkpointer(checkpoint_dir, every=checkpoint_every, unit=checkpoint_unit,
                                           keep=keep_checkpoints))
     if resume_from is not None:
-        restore(run, resume_from)
+        restore(run, resume_from, overrides=resume_overrides or (), verbose=verbose)
     if comm.size > 1:
         # Parameters, optimizer state, generator state and position from rank 0:
         # replicas can never start apart.
@@ -275,7 +334,7 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
 
 
 def _training_data(network, X, y, sample_weight, class_weight, validation_data, validation_split):
-    """The training batches and the validation set ``(X, Y, w)`` (or None), checked and prepared once."""
+    """The training batches, the validation set ``(X, Y, w)`` (or None) and the data's settings, checked once."""
     # In-memory X is checked (numeric, 2-D, finite) and converted to the
     # network's dtype once, here; a memmap is checked by EpochBatches.
     X = X if isinstance(X, np.memmap) else network.check_X(X)
@@ -283,7 +342,8 @@ def _training_data(network, X, y, sample_weight, class_weight, validation_data, 
     Y = network.prepare_targets(y)
     if Y.shape[0] != n_total:
         raise DataError(f"X has {n_total} samples but y has {Y.shape[0]}")
-    w = None if sample_weight is None else check_sample_weight(sample_weight, n_total)
+    w = sw = None if sample_weight is None else check_sample_weight(sample_weight, n_total)
+    cw = None
     if class_weight is not None:
         index, n_classes = _metrics.class_index(Y)
         cw = class_weights(class_weight, index, n_classes, sample_weight=w)
@@ -303,7 +363,8 @@ def _training_data(network, X, y, sample_weight, class_weight, validation_data, 
         cut = n_total - n_val
         val = (network.check_X(X[cut:], name="X (validation part)"), Y[cut:], None if w is None else w[cut:])
         X, Y, w = X[:cut], Y[:cut], None if w is None else w[:cut]
-    return EpochBatches(X, Y, w, network.n_in, network.dtype), val
+    data = _run.data_settings(X, Y, w, sw, cw, val)
+    return EpochBatches(X, Y, w, network.n_in, network.dtype), val, data
 
 
 def _validation_data(network, validation_data):
@@ -362,7 +423,11 @@ def _call(cbs, hook, *args):
 
 
 def _diverged(what, run, where):
-    last = f"; the last good checkpoint is {run.checkpoint_path}" if run.checkpoint_path else ""
+    last = ""
+    if run.checkpoint_path:
+        last = f"; the last good checkpoint is {run.checkpoint_path}"
+    elif run.resumed_from:
+        last = f"; the last good checkpoint is {run.resumed_from}, which this run resumed from"
     return DivergenceError(f"training diverged: {what} {where}{last}")
 
 
@@ -374,7 +439,7 @@ def _loop(run, val, val_metrics, shuffle):
     step = _Step(run)
     # Overflow inside a diverging step is reported once, as a DivergenceError
     # naming the epoch and step, instead of a stream of NumPy warnings.
-    with _InterruptFlag() as interrupt, np.errstate(over="ignore", invalid="ignore"):
+    with _InterruptFlag(run) as interrupt, np.errstate(over="ignore", invalid="ignore"):
         while run.epoch < run.epochs and not run.stop_training:
             epoch = run.epoch
             if run.batch == 0:
@@ -386,9 +451,10 @@ def _loop(run, val, val_metrics, shuffle):
             _call(cbs, "on_epoch_begin", run, epoch)
             t0 = time.perf_counter()
             for b in range(run.batch, run.batches_per_epoch):
-                if step(b, interrupt):
+                signum = step(b, interrupt)
+                if signum:
                     run.elapsed += time.perf_counter() - t0
-                    _interrupted(run, epoch, b)
+                    _interrupted(run, epoch, b, signum)
             if not np.all(np.isfinite(net.params)):
                 raise _diverged("parameters are not finite", run, f"after epoch {epoch + 1} (step {run.step})")
             _end_epoch(run, epoch, val, val_metrics, time.perf_counter() - t0)
@@ -396,13 +462,22 @@ def _loop(run, val, val_metrics, shuffle):
     return run.history
 
 
-def _interrupted(run, epoch, b):
-    """Ctrl-C was seen (on any rank): checkpoint, then stop with a KeyboardInterrupt that says where."""
+def _interrupted(run, epoch, b, signum):
+    """Ctrl-C or SIGTERM was seen (on any rank): checkpoint, then stop with a TrainingInterrupted that says where."""
     _call(run.callbacks, "on_interrupt", run)
+    written = None
+    if any(getattr(cb, "writes_checkpoints", False) for cb in run.callbacks):
+        written = run.checkpoint_path
+    elif run.interrupt_checkpoint is not None:
+        from .checkpoint import write_checkpoint  # the file codec, only now that it is needed
+
+        written = write_checkpoint(run, run.interrupt_checkpoint)
     if run.comm.size > 1:
         run.comm.barrier()  # rank 0's checkpoint is on disk before any rank stops
-    where = f"; checkpoint written to {run.checkpoint_path}" if run.checkpoint_path else ""
-    raise KeyboardInterrupt(f"training interrupted at epoch {epoch + 1}, batch {b + 1}{where}")
+    signum = signal.Signals(signum)
+    where = f"; checkpoint written to {written}" if written else "; no checkpoint written"
+    raise TrainingInterrupted(f"training interrupted at epoch {epoch + 1}, batch {b + 1} by {signum.name}{where}",
+                              signum=signum, epoch=epoch + 1, batch=b + 1, checkpoint=written)
 
 
 def _end_epoch(run, epoch, val, val_metrics, seconds):
@@ -424,9 +499,9 @@ def _end_epoch(run, epoch, val, val_metrics, seconds):
 class _Step:
     """One optimizer step of a run: batch ``b`` of the epoch's order, on this process's share of its rows.
 
-    Called as ``step(b, interrupt)``; returns whether Ctrl-C was seen (by
-    ``interrupt.hit``) on any process by the end of the step: all processes
-    agree, so they stop at the same step.
+    Called as ``step(b, interrupt)``; returns the signal (SIGTERM before
+    SIGINT, 0 for none) seen by ``interrupt`` on any process by the end of
+    the step: all processes agree, so they stop at the same step.
     """
 
     def __init__(self, run):
@@ -435,9 +510,9 @@ class _Step:
         self.distributed = run.comm.size > 1
         self.ones = np.ones(run.batch_size)
         self.shard_rng = ShardRandom(run.rng) if self.distributed else None
-        # one small all-reduce per step: [batch loss, Ctrl-C seen, each metric's sums]
+        # one small all-reduce per step: [batch loss, SIGINT seen, SIGTERM seen, each metric's sums]
         self.n_sums = [m.sums.size for m in run.metrics]
-        self.step_sums = np.zeros(2 + sum(self.n_sums))
+        self.step_sums = np.zeros(3 + sum(self.n_sums))
 
     def __call__(self, b, interrupt):
         run, net, comm = self.run, self.run.network, self.comm
@@ -448,7 +523,7 @@ class _Step:
             # Every sample in this batch has weight 0: it carries no
             # gradient, so no step is taken (as if it were not there).
             run.batch = b + 1
-            return False
+            return 0
         if self.distributed:
             r0 = lo + (hi - lo) * comm.rank // comm.size
             r1 = lo + (hi - lo) * (comm.rank + 1) // comm.size
@@ -464,7 +539,7 @@ class _Step:
                 m.update(out, yb, metric_w)
         loss = net.backward(yb, scale)
         if self.distributed:
-            loss, interrupted = self._reduce(out, yb, metric_w, loss, interrupt.hit)
+            loss, signum = self._reduce(out, yb, metric_w, loss, interrupt.signum if interrupt.hit else 0)
         if not math.isfinite(loss):
             raise _diverged(f"the loss is {loss}", run, f"at epoch {run.epoch + 1}, step {run.step + 1} "
                             f"(batch {b + 1} of {run.batches_per_epoch}); lower the learning rate or clip gradients")
@@ -475,20 +550,23 @@ class _Step:
         run.loss_sum += loss * batch_weight
         run.weight_sum += batch_weight
         _call(run.callbacks, "on_batch_end", run, b, {"loss": loss})
-        return interrupted if self.distributed else interrupt.hit
+        if self.distributed:
+            return signum
+        return interrupt.signum if interrupt.hit else 0
 
-    def _reduce(self, out, yb, metric_w, loss, interrupted):
-        """Sum the gradient, the loss, the Ctrl-C flag and the metrics' sums over the processes."""
+    def _reduce(self, out, yb, metric_w, loss, signum):
+        """Sum the gradient, the loss, the signal flags and the metrics' sums over the processes."""
         sums, run = self.step_sums, self.run
-        sums[0], sums[1] = loss, float(interrupted)
-        at = 2
+        sums[0], sums[1], sums[2] = loss, float(signum == signal.SIGINT), float(signum == signal.SIGTERM)
+        at = 3
         for m, k in zip(run.metrics, self.n_sums):
             sums[at:at + k] = m.batch_sums(out, yb, metric_w)
             at += k
         self.comm.allreduce_sum(run.network.grads)
         self.comm.allreduce_sum(sums)
-        at = 2
+        at = 3
         for m, k in zip(run.metrics, self.n_sums):
             m.sums += sums[at:at + k]
             at += k
-        return float(sums[0]), sums[1] > 0  # the same on every rank
+        signum = signal.SIGTERM if sums[2] > 0 else signal.SIGINT if sums[1] > 0 else 0
+        return float(sums[0]), signum  # the same on every rank
