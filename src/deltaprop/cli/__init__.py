@@ -15,8 +15,13 @@ TOML file (``--config run.toml``; flags override the file).
 
 Results go to standard output; progress bars and messages to standard error.
 An error is one line on standard error, ``deltaprop: error: ...``, with exit
-status 2 for a usage error (a bad flag or configuration value), 130 after
-Ctrl-C and 1 for anything else (bad data, a missing file, a diverged run).
+status 2 for a usage error (a bad flag or configuration value) and 1 for
+anything else (bad data, a missing file, a diverged run). An interruption is
+``deltaprop: interrupted: ...``, with exit status 130 after Ctrl-C and 143
+after SIGTERM. No traceback reaches a user: an unexpected exception (a bug)
+is one line, ``deltaprop: internal error: ValueError: ...``, with exit status
+70 (``EX_SOFTWARE``); ``--debug`` (or ``DELTAPROP_DEBUG=1``) prints the
+traceback instead. Control characters in every message are escaped.
 
 Start-up stays fast (``deltaprop --help`` imports argparse and deltaprop's
 package, nothing heavy): scikit-learn, matplotlib, safetensors, tqdm and
@@ -31,14 +36,22 @@ The package: :mod:`~deltaprop.cli.parser` (help texts, the parser),
 
 import contextlib
 import os
+import signal
 import sys
+import traceback
 
 from ..errors import DeltapropError
+from ..report import printable
 from .common import PROG, UsageError
 from .config import ConfigError
 from .parser import build_parser
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EX_SOFTWARE"]
+
+#: exit status of an internal error (a bug), as sysexits.h
+EX_SOFTWARE = 70
+#: the longest message of an internal error, in characters
+_MAX_INTERNAL = 300
 
 
 def main(argv=None):
@@ -53,7 +66,8 @@ def main(argv=None):
     -------
     int
         0 on success; 1 for an error in the data, the files or the run (or a
-        failed gradient check); 2 for a usage error; 130 after Ctrl-C.
+        failed gradient check); 2 for a usage error; 70 for an internal
+        error; 130 after Ctrl-C; 143 after SIGTERM.
     """
     status, args = _run(argv)
     comm = getattr(args, "comm", None)  # set by a data-parallel train
@@ -75,9 +89,8 @@ def _run(argv):
     except (UsageError, ConfigError) as exc:
         _error(exc)
         return 2, args
-    except KeyboardInterrupt as exc:
-        _error(str(exc) or "interrupted")
-        return 130, args
+    except KeyboardInterrupt as exc:  # and deltaprop.errors.TrainingInterrupted (SIGINT or SIGTERM)
+        return _interrupted(exc), args
     except BrokenPipeError:
         # The reader of our output went away (``deltaprop predict ... | head``): stop quietly.
         with contextlib.suppress(OSError):
@@ -93,6 +106,42 @@ def _run(argv):
     except MemoryError:
         _error("out of memory")
         return 1, args
+    except Exception as exc:  # noqa: BLE001 - a bug: one line (or the traceback with --debug), never a crash dump
+        return _internal_error(exc, args), args
+
+
+def _debug(args):
+    """Whether ``--debug`` was given (or ``DELTAPROP_DEBUG=1`` is set: it works before arguments are parsed)."""
+    return bool(getattr(args, "debug", False)) or os.environ.get("DELTAPROP_DEBUG", "").strip() == "1"
+
+
+def _internal_error(exc, args):
+    """An unexpected exception: one line and exit status 70, or the full traceback with --debug."""
+    if _debug(args):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
+        return EX_SOFTWARE
+    try:
+        raw = str(exc)[:8 * _MAX_INTERNAL]
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails still gets its line
+        raw = "(the message cannot be shown)"
+    message = printable(_one_line(raw), limit=_MAX_INTERNAL)
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    print(f"{PROG}: internal error: {text} (run with --debug for the traceback)", file=sys.stderr, flush=True)
+    return EX_SOFTWARE
+
+
+def _interrupted(exc):
+    """Ctrl-C or SIGTERM: ``deltaprop: interrupted: ...`` and 130 (SIGINT) or 143 (SIGTERM)."""
+    message = _one_line(exc)
+    checkpoint = getattr(exc, "checkpoint", None)
+    if checkpoint:
+        hint = getattr(exc, "resume_hint", None) or "to continue, run the same command with --resume"
+        if hint not in message:
+            message = f"{message}; {hint}" if message else hint
+    line = f"{PROG}: interrupted: {printable(message, limit=None)}" if message else f"{PROG}: interrupted"
+    print(line, file=sys.stderr, flush=True)
+    return 128 + signal.SIGTERM if getattr(exc, "signum", None) == signal.SIGTERM else 130
 
 
 def _one_line(text):
@@ -100,7 +149,7 @@ def _one_line(text):
 
 
 def _error(message):
-    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+    print(f"{PROG}: error: {printable(_one_line(message), limit=None)}", file=sys.stderr, flush=True)
 
 
 def _os_message(exc):
