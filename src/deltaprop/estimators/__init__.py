@@ -15,6 +15,15 @@ training, and model files without pickle::
     clf.save("model.safetensors")
     clf = DeltapropClassifier.load("model.safetensors")
 
+Raw tables work too: a pandas or polars DataFrame with text columns or
+missing values (``categorical_features="from_dtype"``, as
+``HistGradientBoostingClassifier``) goes through a
+:class:`deltaprop.tabular.DataContract` fitted on the training rows, and a
+scipy sparse matrix trains as it is, never densified::
+
+    clf = DeltapropClassifier().fit(penguins.drop(columns="species"), penguins["species"])
+    clf.predict(new_rows)  # columns by name; unseen categories and gaps are fine
+
 Why these names: ``DeltapropClassifier`` says which library does the work;
 an ``MLPClassifier`` of ours would shadow scikit-learn's in user code, in
 ``repr`` and in tracebacks, and its parameters are not all the same.
@@ -41,9 +50,11 @@ deltaprop's squared error has no factor ½ (its gradient is
 relative to the data term as in ``MLPRegressor``.
 
 Modules: ``_base`` (what both estimators share: parameters, fitting,
-scikit-learn's ``n_iter_no_change`` rule, prediction), ``_callbacks`` (the
-per-batch L2 and per-epoch hand-over, as a training callback), ``_files``
-(model files with the estimator's record), ``_classifier``, ``_regressor``.
+scikit-learn's ``n_iter_no_change`` rule, prediction), ``_inputs`` (what
+``X`` becomes: arrays and sparse matrices as they are, DataFrames through a
+data contract), ``_callbacks`` (the per-batch L2 and per-epoch hand-over, as
+a training callback), ``_files`` (model files with the estimator's record),
+``_classifier``, ``_regressor``.
 
 This package is the only one that imports scikit-learn (the ``sklearn``
 extra); the core never does.

@@ -9,9 +9,11 @@ import copy
 import math
 import numbers
 import os
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
@@ -23,11 +25,13 @@ from ..checks import check_bool, check_dtype, check_number, check_positive_int
 from ..errors import InvalidArgumentError, InvalidTypeError, ModelFileError, describe
 from ..model import Network
 from . import _files
+from . import _inputs as inputs
 from ._callbacks import SklearnBatchL2AndStopping
 
 __all__ = ["expected_failed_checks"]
 
-_FLOAT_DTYPES = [np.float64, np.float32]
+_FLOAT_DTYPES = inputs.FLOAT_DTYPES
+_SPARSE = inputs.SPARSE_FORMATS
 #: scikit-learn's estimator checks that call partial_fit
 _PARTIAL_FIT_CHECKS = ("check_estimators_partial_fit_n_features", "check_n_features_in_after_fitting",
                        "check_fit_score_takes_y")
@@ -43,8 +47,8 @@ def expected_failed_checks(estimator):
     For ``parametrize_with_checks(..., expected_failed_checks=expected_failed_checks)``.
     The default settings fail none.
 
-    ``check_sample_weight_equivalence_on_dense_data`` demands that an integer
-    weight give the same fit as repeating the sample, to rtol 1e-7: true for
+    ``check_sample_weight_equivalence_on_dense_data`` (and ``..._on_sparse_data``)
+    demands that an integer weight give the same fit as repeating the sample, to rtol 1e-7: true for
     full-batch training, which the default ``batch_size="auto"`` is on that
     check's 15 to 60 samples, but not when a random draw touches rows one by
     one. The checks that call ``partial_fit`` cannot pass with a schedule
@@ -59,7 +63,10 @@ def expected_failed_checks(estimator):
         reasons.append("dropout draws a mask per row, so a repeated row gets different masks")
     if not isinstance(getattr(estimator, "batch_size", "auto"), str):
         reasons.append("a fixed batch_size splits repeated rows over different mini-batches")
-    failing = {"check_sample_weight_equivalence_on_dense_data": "; ".join(reasons)} if reasons else {}
+    failing = {}
+    if reasons:
+        failing = dict.fromkeys(("check_sample_weight_equivalence_on_dense_data",
+                                 "check_sample_weight_equivalence_on_sparse_data"), "; ".join(reasons))
     try:
         run_sized = _sized_by_run(estimator._build_schedule())
     except (AttributeError, ValueError, TypeError):  # not ours, or an invalid schedule (fit reports it)
@@ -74,6 +81,11 @@ class _DeltapropMLP(BaseEstimator):
     """Shared machinery of :class:`DeltapropClassifier` and :class:`DeltapropRegressor`."""
 
     _task = None  # "classification" or "regression"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # scipy sparse X trains and predicts as SparseRows, never densified
+        return tags
 
     # --------------------------------------------------------- parameters
     def _hidden_sizes(self):
@@ -191,6 +203,8 @@ class _DeltapropMLP(BaseEstimator):
         check_bool(self.warm_start, "warm_start")
         if self.dtype is not None:
             check_dtype(self.dtype)
+        inputs.check_preprocess(self.preprocess)
+        inputs.check_categorical_features(self.categorical_features)
 
     # ------------------------------------------------------------ fitting
     def fit(self, X, y, sample_weight=None):
@@ -198,7 +212,10 @@ class _DeltapropMLP(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like, scipy sparse matrix or DataFrame of shape (n_samples, n_features)
+            A pandas or polars DataFrame with categorical columns or
+            missing values goes through a data contract fitted here (see
+            ``preprocess``).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (an indicator matrix for multi-label
             classification) or real targets.
@@ -225,8 +242,7 @@ class _DeltapropMLP(BaseEstimator):
         if incremental:
             self._check_incremental_schedule()
         reuse = hasattr(self, "network_") and (incremental or self.warm_start)
-        X, y = validate_data(self, X, y, reset=not reuse, dtype=_FLOAT_DTYPES, multi_output=True,
-                             y_numeric=self._task == "regression")
+        X, y, dtype, contract = self._fit_inputs(X, y, reuse)
         if self._task == "classification" and y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if incremental and reuse and self.early_stopping and getattr(self, "stopped_early_", False):
@@ -234,9 +250,8 @@ class _DeltapropMLP(BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         targets, weights = self._prepare_targets(y, reuse, incremental, classes, sample_weight)
-        dtype = self.network_.dtype if reuse else self._resolve_dtype(X)
-        X = X.astype(dtype, copy=False)
         if not reuse:
+            self.contract_ = contract
             self._initialize(X.shape[1], dtype)
         else:
             self._check_architecture()
@@ -246,6 +261,10 @@ class _DeltapropMLP(BaseEstimator):
         X, targets, weights, val = self._training_rows(X, y, targets, weights, incremental)
         self._train(X, targets, weights, val, incremental)
         return self
+
+    def _fit_inputs(self, X, y, reuse):
+        """``(X, y, dtype, contract)`` for fitting (see :func:`deltaprop.estimators._inputs.fit_inputs`)."""
+        return inputs.fit_inputs(self, X, y, reuse)
 
     def _training_rows(self, X, y, targets, weights, incremental):
         """The rows to train on, and the validation set ``(X, targets, weights)`` of early stopping (or None)."""
@@ -286,9 +305,18 @@ class _DeltapropMLP(BaseEstimator):
         )
         self._steps = callback.final_step
         self.n_iter_ = len(self.loss_curve_)
-        self.t_ = getattr(self, "t_", 0) + X.shape[0] * (len(self.loss_curve_) - epochs_before)
+        epochs_run = len(self.loss_curve_) - epochs_before
+        self.t_ = getattr(self, "t_", 0) + X.shape[0] * epochs_run
         if self.early_stopping and not incremental and self._best_params is not None:
             np.copyto(self.network_.params, self._best_params)
+        if not incremental and not self.stopped_early_ and epochs_run == self.epochs:
+            # scikit-learn's MLP warns on the same condition ("Maximum iterations ... reached")
+            what = "validation score" if self.early_stopping else "training loss"
+            warnings.warn(
+                f"{type(self).__name__}: the maximum number of epochs ({self.epochs}) was reached and the "
+                f"optimization hasn't converged yet (the {what} was still improving by more than tol={self.tol} "
+                f"within n_iter_no_change={self.n_iter_no_change} epochs); raise epochs to train longer",
+                ConvergenceWarning, stacklevel=4)
 
     def _split(self, n, y, incremental):
         """Training and validation row indices for early stopping.
@@ -319,6 +347,11 @@ class _DeltapropMLP(BaseEstimator):
         seed = int(self._random_state.randint(np.iinfo(np.int32).max))
         self._split_seed = int(self._random_state.randint(np.iinfo(np.int32).max))
         self.network_ = self._make_network(n_in, dtype, seed)
+        if self.contract_ is not None:
+            unused = self.contract_.schema.unused_inputs()
+            if len(unused):
+                # each "other" slot that pooled no training category: an unseen category adds nothing
+                self.network_.layers[0].W[:, unused] = 0
         self._arch = self._architecture_key()
         self._optimizer, self._optimizer_key = self._build_optimizer()
         self._schedule = self._build_schedule()
@@ -425,7 +458,11 @@ class _DeltapropMLP(BaseEstimator):
     def _forward(self, X, logits=False):
         """The network's outputs for ``X`` (shape (n_samples, n_out)), or the output pre-activations ``Z_L``."""
         check_is_fitted(self, "network_")
-        X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
+        contract = getattr(self, "contract_", None)
+        if contract is not None:
+            X = inputs.contract_inputs(contract, X, self.network_.dtype)
+        else:
+            X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES, accept_sparse=_SPARSE)
         return self.network_.logits(X) if logits else self.network_.predict(X)
 
     # ------------------------------------------------------- introspection

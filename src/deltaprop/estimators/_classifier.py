@@ -132,6 +132,44 @@ class DeltapropClassifier(ClassifierMixin, _DeltapropMLP):
         ``fit`` continues from the current network and optimizer state.
     verbose : int, default 0
         Print one line per epoch.
+    categorical_features : "from_dtype", None or list of str or int, default "from_dtype"
+        Which DataFrame columns are categorical, as in
+        ``HistGradientBoostingClassifier``: "from_dtype" takes the category,
+        string, object (of str) and bool columns of a DataFrame that has any
+        column that is not numeric; a list names more columns (by name or
+        position) whose values are categories even where they are numbers,
+        and always sends a DataFrame through the data contract (an empty
+        list included); None treats no column as categorical (a text column
+        is then an error). Used only with ``preprocess="auto"``.
+    preprocess : {"auto", None}, default "auto"
+        "auto": a pandas or polars DataFrame with a categorical column or a
+        missing value (or with a ``categorical_features`` list) goes
+        through a data contract fitted in ``fit`` on the training rows
+        (``contract_``): numeric columns imputed with the median (plus a
+        missing indicator for a column with gaps) and scaled to zero mean
+        and unit variance; categorical columns one-hot, with categories of
+        fewer than 5 training rows (and beyond the 100 most frequent) pooled
+        into an "other" slot, and a slot for missing values. Everything
+        else is used as it is, exactly as scikit-learn's MLP uses it: a
+        NumPy array, a scipy sparse matrix (trained on as CSR without
+        being densified), and a DataFrame of numbers without gaps, which
+        trains exactly like its ``to_numpy()`` (with scikit-learn's
+        feature-name checks: reordered columns are an error). None: never
+        the contract.
+
+    Notes
+    -----
+    With a data contract, ``predict``, ``predict_proba`` and ``score``
+    read a DataFrame's columns by name: their order does not matter, extra
+    columns are ignored and a missing one is an error that names it. An
+    unseen category falls into the "other" slot, whose weights start at 0
+    when training pooled no category there (so it adds nothing, as
+    ``OneHotEncoder(handle_unknown="ignore")``), and a missing cell is
+    imputed: neither is an error. A NumPy array is matched to the columns
+    by position. ``partial_fit`` fits the contract on its first call and
+    reuses it; :meth:`save` keeps it. ``fit`` warns with scikit-learn's
+    ``ConvergenceWarning`` when it ran all ``epochs`` without the
+    ``n_iter_no_change`` rule firing (``partial_fit`` never warns).
 
     Attributes
     ----------
@@ -159,8 +197,13 @@ class DeltapropClassifier(ClassifierMixin, _DeltapropMLP):
         The ``n_iter_no_change`` rule ended the last ``fit`` (or the
         ``partial_fit`` sequence).
     n_features_in_ : int
+        Columns of ``X`` (of the DataFrame, not the network's inputs, with a
+        data contract).
     feature_names_in_ : ndarray of str
         Only when ``X`` had string column names.
+    contract_ : deltaprop.tabular.DataContract or None
+        The data contract fitted on a DataFrame's training rows (see
+        ``preprocess``); None when ``X`` was used as it is.
     coefs_, intercepts_ : list of ndarray
         scikit-learn's view of the weights (``W.T``) and biases.
     n_layers_, n_outputs_, out_activation_
@@ -172,7 +215,8 @@ class DeltapropClassifier(ClassifierMixin, _DeltapropMLP):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", loss="log_loss", optimizer="adam",
                  learning_rate=None, schedule=None, batch_size="auto", epochs=200, alpha=1e-4, dropout=0.0,
                  initializer="glorot_uniform", early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, class_weight=None, shuffle=True, dtype=None, random_state=None, warm_start=False, verbose=0):
+                 tol=1e-4, class_weight=None, shuffle=True, dtype=None, random_state=None, warm_start=False, verbose=0,
+                 categorical_features="from_dtype", preprocess="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.loss = loss
@@ -194,6 +238,8 @@ class DeltapropClassifier(ClassifierMixin, _DeltapropMLP):
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
+        self.categorical_features = categorical_features
+        self.preprocess = preprocess
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

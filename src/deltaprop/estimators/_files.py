@@ -5,7 +5,8 @@ with :func:`deltaprop.load` and the ``deltaprop`` command) whose metadata
 entry ``"sklearn_estimator"`` holds the estimator's record: its class name,
 its parameters as JSON (:func:`to_json`), the fitted attributes that are not
 in the network (``n_features_in_``, the curves, the classifier's mode and
-label dtype, ...). :func:`load` checks the record and gives back the
+label dtype, ...) and, for an estimator fitted on a DataFrame through a data
+contract, the contract (:meth:`deltaprop.tabular.DataContract.state`). :func:`load` checks the record and gives back the
 estimator built from it, with its network; the estimator class finishes the
 fitted state (``_restore_fitted``).
 
@@ -23,12 +24,15 @@ from ..errors import ModelFileError, describe
 from ..io import load as load_model
 from ..io import save as save_model
 from ..tensorfile import json_field
+from ._inputs import contract_from_state
 
 __all__ = ["ESTIMATOR_KEY", "ESTIMATOR_FORMAT_VERSION", "to_json", "from_json", "save", "load"]
 
 #: metadata key of a model file that holds the estimator's record
 ESTIMATOR_KEY = "sklearn_estimator"
-ESTIMATOR_FORMAT_VERSION = 1
+#: 2 adds ``"contract"`` (the data contract of an estimator fitted on a DataFrame); a file without one is
+#: written as version 1, which older deltaprop versions read too
+ESTIMATOR_FORMAT_VERSION = 2
 
 
 # ------------------------------------------------------- parameters as JSON
@@ -93,8 +97,9 @@ def save(estimator, path):
         except TypeError:
             unsaved.append(key)
     names = getattr(estimator, "feature_names_in_", None)
+    contract = getattr(estimator, "contract_", None)
     record = {
-        "format_version": ESTIMATOR_FORMAT_VERSION,
+        "format_version": 1 if contract is None else 2,
         "estimator": type(estimator).__name__,
         "params": params,
         "unsaved_params": unsaved,
@@ -105,6 +110,8 @@ def save(estimator, path):
         "validation_loss_curve": _floats(estimator.validation_loss_curve_),
         **estimator._extra_state(),
     }
+    if contract is not None:
+        record["contract"] = contract.state()
     save_model(estimator.network_, path, classes=estimator._file_classes(), config=params,
                extra={ESTIMATOR_KEY: record})
 
@@ -136,15 +143,22 @@ def load(cls, path):
     network = load_model(path)
     record = _read_record(cls, path, network)
     estimator = _build_estimator(cls, path, record)
+    contract = contract_from_state(path, record.get("contract"), network.n_in)
     n_in = record.get("n_features_in")
-    if not isinstance(n_in, int) or isinstance(n_in, bool) or n_in != network.n_in:
+    if not isinstance(n_in, int) or isinstance(n_in, bool) or n_in < 1:
+        raise ModelFileError(f"{path}: n_features_in must be a positive int, got {describe(n_in)}")
+    if contract is None and n_in != network.n_in:
         raise ModelFileError(f"{path}: n_features_in {n_in!r} does not match the network's {network.n_in} inputs")
+    if contract is not None and n_in < len(contract.schema.names):
+        raise ModelFileError(f"{path}: n_features_in {n_in!r} is less than the data contract's "
+                             f"{len(contract.schema.names)} columns")
     names = record.get("feature_names_in")
     if names is not None:
         if not isinstance(names, list) or len(names) != n_in or not all(isinstance(s, str) for s in names):
             raise ModelFileError(f"{path}: feature_names_in must be a list of {n_in} strings")
         estimator.feature_names_in_ = np.asarray(names, dtype=object)
     estimator.n_features_in_ = n_in
+    estimator.contract_ = contract
     if getattr(network, "preprocessing", None) is not None:
         raise ModelFileError(f"{path}: has preprocessing, which an estimator does not apply; use deltaprop.load")
     curves = {"loss_curve": _curve(path, record, "loss_curve", allow_none=False),

@@ -39,7 +39,10 @@ class DeltapropRegressor(RegressorMixin, _DeltapropMLP):
 
     Notes
     -----
-    ``predict`` returns the shape of the ``y`` it was fitted on: 1-D for a
+    DataFrames with categorical columns or missing values, scipy sparse
+    matrices and ``ConvergenceWarning`` work as in
+    :class:`DeltapropClassifier` (``categorical_features``, ``preprocess``,
+    ``contract_``). ``predict`` returns the shape of the ``y`` it was fitted on: 1-D for a
     1-D ``y``, ``(n_samples, n_outputs)`` for a 2-D one.
     """
 
@@ -48,7 +51,8 @@ class DeltapropRegressor(RegressorMixin, _DeltapropMLP):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", loss="squared_error", optimizer="adam",
                  learning_rate=None, schedule=None, batch_size="auto", epochs=200, alpha=1e-4, dropout=0.0,
                  initializer="glorot_uniform", early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, shuffle=True, dtype=None, random_state=None, warm_start=False, verbose=0):
+                 tol=1e-4, shuffle=True, dtype=None, random_state=None, warm_start=False, verbose=0,
+                 categorical_features="from_dtype", preprocess="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.loss = loss
@@ -69,6 +73,8 @@ class DeltapropRegressor(RegressorMixin, _DeltapropMLP):
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
+        self.categorical_features = categorical_features
+        self.preprocess = preprocess
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
