@@ -49,12 +49,12 @@ def ok(result):
     return result
 
 
-def fails(result, status, *fragments):
+def fails(result, status, *fragments, prefix="deltaprop: error: "):
     """One line on stderr with the prefix, no traceback, the given exit status and message fragments."""
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("deltaprop: error: "), lines[0]
+    assert lines[0].startswith(prefix), lines[0]
     assert result.returncode == status, (result.returncode, lines[0])
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
@@ -166,20 +166,44 @@ def test_train_csv_string_labels(trained):
     assert not (folder / "curves.png").exists()  # --plot none
     assert accuracy_in(result.stdout) >= 0.9
     assert result.stderr == ""  # --quiet: no progress, no messages
-    net = dp.load(folder / "animals.safetensors")
+    net = dp.load(folder / "animals.safetensors").network
     assert net.classes == list(CLASSES)
     assert [layer.n_out for layer in net.layers] == [16, 3]
     assert net.run_config["hidden"] == [16] and net.run_config["loss"] == "categorical_crossentropy"
-    assert net.preprocessing[0] == {"kind": "standard", "n_features": 4}
+    model = dp.load(folder / "animals.safetensors")
+    assert model.feature_names == ["f0", "f1", "f2", "f3"] and model.target_name == "species"
+    assert [c.kind for c in model.contract.schema.columns] == ["numeric"] * 4
+    assert all(c.scale > 0 and not c.indicator for c in model.contract.schema.columns)
 
 
-def test_evaluate_defaults_to_the_held_out_test_split(trained):
-    folder, train_result = trained
-    result = ok(run("evaluate", "animals.safetensors", cwd=folder))
+def test_evaluate_never_opens_a_path_stored_in_the_model(trained):
+    folder, _ = trained
+    fails(run("evaluate", "animals.safetensors", cwd=folder), 2, "--data", "animals.csv", "never opened")
+
+
+def test_evaluate_defaults_to_the_held_out_test_split_of_a_built_in_set(tmp_path):
+    train_result = ok(run("train", "--data", "iris", "--epochs", "3", "--hidden", "8", *QUIET, cwd=tmp_path))
+    result = ok(run("evaluate", "model.safetensors", cwd=tmp_path))
     # Same rows as the test split of training: the same accuracy.
     assert accuracy_in(result.stdout) == accuracy_in(train_result.stdout)
-    assert "test split" in result.stdout and ", 23 samples" in result.stdout  # ceil(0.25 * 90)
+    assert "test split" in result.stdout and ", 38 samples" in result.stdout  # ceil(0.25 * 150)
     assert "confusion matrix" in result.stdout and "precision" in result.stdout and "recall" in result.stdout
+
+
+def test_evaluate_any_file_uses_the_stored_target(trained):
+    folder, _ = trained
+    text = (folder / "animals.csv").read_text().splitlines()
+    header = text[0].split(",")
+    order = [header.index(c) for c in ("species", "f3", "f1", "f0", "f2")]
+    rows = [",".join(line.split(",")[j] for j in order) for line in text]
+    (folder / "shuffled.csv").write_text("\n".join(rows) + "\n")
+    a = ok(run("evaluate", "animals.safetensors", "--data", "animals.csv", "--json", cwd=folder)).stdout
+    b = ok(run("evaluate", "animals.safetensors", "--data", "shuffled.csv", "--json", cwd=folder)).stdout
+    ja, jb = json.loads(a), json.loads(b)
+    assert ja["accuracy"] == jb["accuracy"] and ja["loss"] == jb["loss"] and ja["samples"] == 90
+    text = (folder / "shuffled.csv").read_text()
+    result = ok(run("predict", "animals.safetensors", "--data", "-", cwd=folder, input=text))
+    assert len(result.stdout.strip().splitlines()) == 91
     for name in CLASSES:
         assert name in result.stdout
 
@@ -229,12 +253,13 @@ def test_info_shows_architecture_classes_preprocessing_config_and_versions(train
     assert "4->16" in out and "16->3" in out and "softmax" in out
     assert "parameters: 131" in out  # 4*16+16 + 16*3+3
     assert "cat, dog, emu" in out
-    assert "standard scaling of 4 features" in out
+    assert "columns (4, read by name; 4 network inputs)" in out and "f0: numeric, (f0 - " in out
     assert 'data = "animals.csv"' in out and "hidden = [16]" in out and "epochs = 8" in out
-    assert f"written by deltaprop {dp.__version__}" in out and "format: deltaprop.model version 1" in out
+    assert f"written by deltaprop {dp.__version__}" in out and "format: deltaprop.model version 2" in out
     info = json.loads(ok(run("info", "animals.safetensors", "--json", cwd=folder)).stdout)
     assert info["parameters"] == 131 and info["classes"] == list(CLASSES)
-    assert info["config"]["batch_size"] == 8 and info["format_version"] == 1
+    assert info["config"]["batch_size"] == 8 and info["format_version"] == 2
+    assert info["target"] == "species" and [line.split(":")[0] for line in info["columns"]] == ["f0", "f1", "f2", "f3"]
 
 
 def test_info_toml_round_trip_gives_the_same_model(trained, tmp_path):
@@ -242,7 +267,7 @@ def test_info_toml_round_trip_gives_the_same_model(trained, tmp_path):
     toml = ok(run("info", "animals.safetensors", "--toml", cwd=folder)).stdout
     (folder / "again.toml").write_text(toml.replace('out = "animals.safetensors"', 'out = "again.safetensors"'))
     ok(run("train", "--config", "again.toml", "--quiet", cwd=folder))
-    first, second = dp.load(folder / "animals.safetensors"), dp.load(folder / "again.safetensors")
+    first, second = dp.load(folder / "animals.safetensors").network, dp.load(folder / "again.safetensors").network
     np.testing.assert_array_equal(first.params, second.params)
 
 
@@ -250,14 +275,14 @@ def test_a_model_saved_by_the_library(tmp_path):
     net = dp.Network([dp.Dense(4, 3, activation="softmax")], seed=0)
     dp.save(net, tmp_path / "bare.safetensors")
     out = ok(run("info", "bare.safetensors", cwd=tmp_path)).stdout
-    assert "classes: 0, 1, 2" in out and "preprocessing: none stored" in out
+    assert "classes: 0, 1, 2" in out and "x0: numeric, (x0 - 0) / 1" in out
     assert "training configuration: none stored" in out
     X, _ = blobs()
     np.save(tmp_path / "X.npy", X)
     lines = ok(run("predict", "bare.safetensors", "--data", "X.npy", cwd=tmp_path)).stdout.split()
     expected = net.predict(X.astype(np.float32)).argmax(axis=1)
     assert lines[1:] == [str(k) for k in expected]
-    fails(run("evaluate", "bare.safetensors", cwd=tmp_path), 2, "no training configuration", "--data")
+    fails(run("evaluate", "bare.safetensors", cwd=tmp_path), 2, "give the data to evaluate with --data")
 
 
 # ---------------------------------------------------------------------------
@@ -271,7 +296,7 @@ def test_binary_classification_gets_sigmoid_and_binary_crossentropy(tmp_path):
     result = ok(run("train", "--data", "b.csv", "--epochs", "5", "--batch-size", "8", "--lr", "0.01", *QUIET,
                     cwd=tmp_path))
     assert accuracy_in(result.stdout) >= 0.9
-    net = dp.load(tmp_path / "model.safetensors")
+    net = dp.load(tmp_path / "model.safetensors").network
     assert net.n_out == 1 and net.layers[-1].activation.name == "sigmoid"
     assert net.loss.name == "binary_crossentropy" and net.classes == [0, 1]
     lines = ok(run("predict", "model.safetensors", "--data", "b.csv", cwd=tmp_path)).stdout.split()
@@ -289,14 +314,16 @@ def test_regression_standardises_targets_and_predicts_original_units(tmp_path):
                     "--dropout", "0", "--lr", "3e-3", *QUIET, cwd=tmp_path))
     r2 = float(re.search(r"R² ([-0-9.]+)", result.stdout).group(1))
     assert r2 >= 0.9
-    net = dp.load(tmp_path / "model.safetensors")
+    net = dp.load(tmp_path / "model.safetensors").network
     assert net.layers[-1].activation.name == "identity" and net.loss.name == "mean_squared_error"
     lines = ok(run("predict", "model.safetensors", "--data", "r.csv", cwd=tmp_path)).stdout.split()
     assert lines[0] == "price"
     predicted = np.array([float(v) for v in lines[1:]])
     assert np.mean(np.abs(predicted - y)) < 15.0  # original units (y ~ 1000 ± 60)
-    out = ok(run("evaluate", "model.safetensors", cwd=tmp_path)).stdout
+    out = ok(run("evaluate", "model.safetensors", "--data", "r.csv", cwd=tmp_path)).stdout
     assert "R²" in out and "RMSE" in out and "MAE" in out and "standardised targets" in out
+    model = dp.load(tmp_path / "model.safetensors")
+    np.testing.assert_allclose(model.predict(tmp_path / "r.csv"), predicted, rtol=1e-6)  # the API, the same
 
 
 def test_target_column_by_name(tmp_path):
@@ -341,7 +368,7 @@ def test_data_formats(tmp_path, data):
     _formats(tmp_path)
     result = ok(run("train", *data, "--epochs", "6", "--batch-size", "8", "--lr", "0.01", *QUIET, cwd=tmp_path))
     assert accuracy_in(result.stdout) >= 0.9
-    net = dp.load(tmp_path / "model.safetensors")
+    net = dp.load(tmp_path / "model.safetensors").network
     assert net.n_in == 4 and net.classes == [0, 1, 2]
     # predict reads the same kind of input (features only)
     lines = ok(run("predict", "model.safetensors", "--data", data[1], cwd=tmp_path)).stdout.split()
@@ -353,7 +380,7 @@ def test_builtin_data_set(tmp_path):
     result = ok(run("train", "--data", "iris", "--epochs", "20", "--batch-size", "8", "--lr", "0.01", *QUIET,
                     cwd=tmp_path))
     assert accuracy_in(result.stdout) >= 0.85
-    net = dp.load(tmp_path / "model.safetensors")
+    net = dp.load(tmp_path / "model.safetensors").network
     info = ok(run("info", "model.safetensors", cwd=tmp_path)).stdout
     assert "0 setosa" in info and net.classes == [0, 1, 2]
 
@@ -396,9 +423,10 @@ def test_streamed_memmap_matches_in_memory_training(tmp_path, monkeypatch, capsy
     assert main(args + ["--out", str(tmp_path / "streamed.safetensors"), "--scratch-dir", str(tmp_path)]) == 0
     assert seen[0][0] is np.memmap
     assert not os.path.exists(seen[0][1])  # the scratch folder is removed
-    a, b = dp.load(tmp_path / "memory.safetensors"), dp.load(tmp_path / "streamed.safetensors")
+    a, b = dp.load(tmp_path / "memory.safetensors").network, dp.load(tmp_path / "streamed.safetensors").network
     np.testing.assert_array_equal(a.params, b.params)
-    np.testing.assert_array_equal(a.preprocessing[1]["offset"], b.preprocessing[1]["offset"])
+    sa, sb = (dp.load(tmp_path / f"{name}.safetensors").contract.schema.state() for name in ("memory", "streamed"))
+    assert sa == sb
     out = capsys.readouterr().out.splitlines()
     assert out[0] == out[1]  # the same test result
 
@@ -419,7 +447,7 @@ def test_sgd_momentum_nesterov_step_schedule_and_log(tmp_path):
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
     # the rate used in each epoch's last step: 0.1 halved every 2 epochs
     assert [r["lr"] for r in rows] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
-    cfg = dp.load(tmp_path / "model.safetensors").run_config
+    cfg = dp.load(tmp_path / "model.safetensors").network.run_config
     assert cfg["optimizer"] == "sgd" and cfg["momentum"] == 0.9 and cfg["nesterov"] is True
     assert cfg["weight_decay"] == 1e-4 and cfg["clipnorm"] == 5.0 and cfg["gamma"] == 0.5
 
@@ -431,10 +459,10 @@ def test_per_layer_activation_dropout_dtype_warmup_threads(tmp_path):
            "--dtype", "float64", "--optimizer", "adamw", "--weight-decay", "0.01", "--beta1", "0.8",
            "--schedule", "cosine", "--warmup-epochs", "2", "--epochs", "4", "--batch-size", "16",
            "--threads", "1", "--scale", "minmax", "--log", "m.jsonl", *QUIET, cwd=tmp_path))
-    net = dp.load(tmp_path / "model.safetensors")
+    net = dp.load(tmp_path / "model.safetensors").network
     assert [layer.activation.name for layer in net.layers] == ["tanh", "gelu", "softmax"]
     assert [layer.dropout for layer in net.layers] == [0.1, 0.0, 0.0]
-    assert net.dtype == np.float64 and net.preprocessing[0]["kind"] == "minmax"
+    assert net.dtype == np.float64 and dp.load(tmp_path / "model.safetensors").contract.schema.scale == "minmax"
     lrs = [json.loads(line)["lr"] for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert lrs[0] < lrs[1] == pytest.approx(1e-3)  # linear warm-up over 2 epochs, then cosine down
     assert lrs[3] < lrs[2] < lrs[1]
@@ -474,7 +502,7 @@ def test_config_file_with_flag_override(tmp_path):
         'plot = "none"\nlog = "m.jsonl"\n'
     )
     ok(run("train", "--config", "run.toml", "--epochs", "3", cwd=tmp_path))
-    cfg = dp.load(tmp_path / "model.safetensors").run_config
+    cfg = dp.load(tmp_path / "model.safetensors").network.run_config
     assert cfg["epochs"] == 3 and cfg["hidden"] == [8] and cfg["batch_size"] == 16 and cfg["activation"] == ["tanh"]
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 3
 
@@ -542,9 +570,9 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     assert names == ["ckpt-e0002-s000000016.safetensors"]  # 60 training rows, 8 a batch: 16 steps
     ok(run("train", *common, "--epochs", "4", "--checkpoint-dir", "ckpt", "--resume", "--out",
            "resumed.safetensors", cwd=tmp_path))
-    a, b = dp.load(tmp_path / "straight.safetensors"), dp.load(tmp_path / "resumed.safetensors")
+    a, b = dp.load(tmp_path / "straight.safetensors").network, dp.load(tmp_path / "resumed.safetensors").network
     np.testing.assert_array_equal(a.params, b.params)
-    assert dp.load(tmp_path / "resumed.safetensors").run_config["epochs"] == 4
+    assert dp.load(tmp_path / "resumed.safetensors").network.run_config["epochs"] == 4
     # A fresh run does not mix its checkpoints with another run's.
     fails(run("train", *common, "--checkpoint-dir", "ckpt", cwd=tmp_path), 2, "already holds checkpoints",
           "--resume")
@@ -570,12 +598,13 @@ def test_ctrl_c_writes_a_checkpoint_exits_130_and_resumes_exactly(tmp_path):
     if proc.returncode == 0:
         pytest.skip("the run finished before the interrupt arrived")
     result = subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
-    line = fails(result, 130, "training interrupted at epoch ", "checkpoint written to")
+    line = fails(result, 130, "training interrupted at epoch ", "checkpoint written to", "resume with: deltaprop train",
+                 "--checkpoint-dir ckpt --resume", prefix="deltaprop: interrupted: ")
     assert "ckpt" in line and not (tmp_path / "model.safetensors").exists()
     # Resuming finishes the run with the very weights of an uninterrupted one (cosine schedule included).
     ok(run(*common, "--checkpoint-dir", "ckpt", "--resume", "--out", "resumed.safetensors", cwd=tmp_path))
     ok(run(*common, "--out", "straight.safetensors", cwd=tmp_path))
-    a, b = dp.load(tmp_path / "straight.safetensors"), dp.load(tmp_path / "resumed.safetensors")
+    a, b = dp.load(tmp_path / "straight.safetensors").network, dp.load(tmp_path / "resumed.safetensors").network
     np.testing.assert_array_equal(a.params, b.params)
 
 
@@ -684,7 +713,7 @@ def test_gradcheck_losses(tmp_path, loss):
     (["frobnicate"], 2, ["invalid choice: 'frobnicate'"]),
 ])
 def test_errors_are_one_line(tmp_path, args, status, fragments):
-    (tmp_path / "bad.csv").write_text("a,b,y\n1,2,0\n3,oops,1\n")
+    (tmp_path / "bad.csv").write_text("a,b,y\n1,2,0\n3,oops,1\n4,5,0\n")
     (tmp_path / "two.csv").write_text("a,y\n1,0\n2,1\n")
     (tmp_path / "images.idx").write_bytes(idx_bytes(np.zeros((3, 2, 2), dtype=np.uint8)))
     fails(run(*args, *QUIET if args[0] == "train" else (), cwd=tmp_path), status, *fragments)
@@ -710,7 +739,7 @@ def test_prediction_input_with_wrong_feature_count(trained, tmp_path):
     folder, _ = trained
     (tmp_path / "wide.csv").write_text("a,b,c,d,e,f\n1,2,3,4,5,6\n")
     fails(run("predict", folder / "animals.safetensors", "--data", "wide.csv", cwd=tmp_path), 1,
-          "6 columns; expected 4 (features) or 5")
+          "wide.csv", "'f0', 'f1', 'f2', 'f3'")
 
 
 def test_evaluate_unknown_labels(trained, tmp_path):

@@ -14,13 +14,30 @@ Never another exception type, never a hang (an interval timer turns one into
 a failure), and bounded memory: with ``tracemalloc`` on, no case may
 allocate more than a few times the file's size.
 
+Beyond ``dp.load``, four more seed files are mutated the same way: a model
+file as ``deltaprop train`` writes it (a classifier and a regressor, with
+the task, history, test scores, names and target scaling the command line
+stores) and a file as each estimator's ``save`` writes it. Every
+``cli_every``-th model-file case also goes through the command line's
+``info``, ``evaluate`` and ``predict`` in this process
+(``deltaprop.cli.main`` with its output captured) and through
+``DeltapropClassifier.load`` and ``DeltapropRegressor.load``; estimator
+files go through their class's ``load`` every time. The command line must
+end with status 0, 1 or 2, with one ``deltaprop: error:`` line when it fails
+(never an "internal error", never an exception escaping ``main``) and never
+print a prediction that is NaN or infinite; the estimators' ``load`` must
+load or raise a :class:`deltaprop.DeltapropError`.
+
 ``benchmarks/fuzz_model_files.py`` runs the same engine with many more
 cases (``--cases 200000``) and prints a summary.
 """
 
+import contextlib
+import io
 import json
 import math
 import os
+import re
 import signal
 import struct
 import tracemalloc
@@ -31,7 +48,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop.checkpoint import load_checkpoint
-from deltaprop.errors import ModelFileError
+from deltaprop.errors import DeltapropError, ModelFileError
 
 #: no single case may allocate more than this many bytes (files here are a few KB)
 PEAK_LIMIT = 4 * 2**20
@@ -75,6 +92,86 @@ class Seeds:
             self.model = f.read()
         with open(self.checkpoint_path, "rb") as f:
             self.checkpoint = f.read()
+        self._cli_seeds(folder, scaler)
+        self._estimator_seeds(folder)
+
+    def _cli_seeds(self, folder, scaler):
+        """Model files as ``deltaprop train`` writes them, and a CSV for each to evaluate and predict."""
+        self.cls_csv = os.path.join(folder, "seed-cls.csv")
+        self.reg_csv = os.path.join(folder, "seed-reg.csv")
+        labels = np.where(self.y == 1, "pos", "neg")
+        t = self.X @ np.array([1.0, -2.0, 0.5]) + 3.0
+        with open(self.cls_csv, "w") as f:
+            f.write("a,b,c,label\n" + "".join(f"{x[0]!r},{x[1]!r},{x[2]!r},{c}\n" for x, c in zip(self.X, labels)))
+        with open(self.reg_csv, "w") as f:
+            f.write("a,b,c,t\n" + "".join(f"{x[0]!r},{x[1]!r},{x[2]!r},{v!r}\n" for x, v in zip(self.X, t)))
+        history = [{"epoch": 1, "loss": 0.7, "lr": 0.001, "accuracy": 0.5, "val_loss": 0.69},
+                   {"epoch": 2, "loss": 0.6, "lr": 0.0005, "accuracy": 0.6, "val_loss": 0.65}]
+        config = {"data": "seed-cls.csv", "target": "label", "task": "classification", "hidden": [4],
+                  "activation": ["leaky_relu"], "dropout": [0.25], "dtype": "float32", "optimizer": "adam",
+                  "lr": 0.001, "schedule": "cosine", "epochs": 2, "batch_size": 4, "seed": 0, "test_split": 0.25,
+                  "validation_split": 0.1, "scale": "standard", "out": "model.safetensors"}
+        self.cli_classifier_path = os.path.join(folder, "seed-cli-classifier.safetensors")
+        dp.save(self.network(), self.cli_classifier_path, preprocessing=scaler.state(), classes=["neg", "pos"],
+                config=config,
+                extra={"task": "classification", "history": history, "class_names": ["negative", "positive"],
+                       "feature_names": ["a", "b", "c"], "target_name": "label",
+                       "test": {"loss": 0.65, "samples": 8, "accuracy": 0.625}})
+        reg = dp.Network([dp.Dense(3, 4, activation="tanh"), dp.Dense(4, 1, activation="identity")],
+                         loss="mean_squared_error", dtype="float32", seed=4)
+        target = dp_data().Scaler("standard").fit(t.reshape(-1, 1))
+        tconfig, tarrays = target.state()
+        self.cli_regressor_path = os.path.join(folder, "seed-cli-regressor.safetensors")
+        dp.save(reg, self.cli_regressor_path, preprocessing=scaler.state(),
+                config={**config, "data": "seed-reg.csv", "target": "t", "task": "regression"},
+                extra={"task": "regression", "history": history, "feature_names": ["a", "b", "c"], "target_name": "t",
+                       "target_scaling": {**tconfig, **{k: v.tolist() for k, v in tarrays.items()}},
+                       "test": {"loss": 0.5, "samples": 8, "r2": 0.5, "rmse": 1.0, "mae": 0.8}})
+        with open(self.cli_classifier_path, "rb") as f:
+            self.cli_classifier = f.read()
+        with open(self.cli_regressor_path, "rb") as f:
+            self.cli_regressor = f.read()
+
+    def _estimator_seeds(self, folder):
+        """Files as DeltapropClassifier.save and DeltapropRegressor.save write them (built without fitting)."""
+        from deltaprop.estimators import DeltapropClassifier, DeltapropRegressor
+        from deltaprop.estimators._files import ESTIMATOR_KEY, to_json
+
+        def record(cls, extra):
+            params = {k: to_json(v) for k, v in cls(hidden_layer_sizes=(4,)).get_params(deep=False).items()}
+            return params, {"format_version": 1, "estimator": cls.__name__, "params": params, "unsaved_params": [],
+                            "n_features_in": 3, "feature_names_in": None, "loss_curve": [0.9, 0.7],
+                            "validation_scores": None, "validation_loss_curve": None, **extra}
+
+        self.estimator_classifier_path = os.path.join(folder, "seed-estimator-classifier.safetensors")
+        net = dp.Network([dp.Dense(3, 4, activation="relu"), dp.Dense(4, 1, activation="sigmoid")],
+                         loss="binary_crossentropy", dtype="float32", seed=5)
+        params, rec = record(DeltapropClassifier, {"mode": "binary", "classes_dtype": "str",
+                                                   "multilabel_dtype": None})
+        dp.save(net, self.estimator_classifier_path, classes=["neg", "pos"], config=params,
+                extra={ESTIMATOR_KEY: rec})
+        self.estimator_regressor_path = os.path.join(folder, "seed-estimator-regressor.safetensors")
+        net = dp.Network([dp.Dense(3, 4, activation="relu"), dp.Dense(4, 1, activation="identity")],
+                         loss="mean_squared_error", dtype="float32", seed=6)
+        params, rec = record(DeltapropRegressor, {"y_ndim": 1})
+        dp.save(net, self.estimator_regressor_path, config=params, extra={ESTIMATOR_KEY: rec})
+        with open(self.estimator_classifier_path, "rb") as f:
+            self.estimator_classifier = f.read()
+        with open(self.estimator_regressor_path, "rb") as f:
+            self.estimator_regressor = f.read()
+
+    def targets(self):
+        """``(name, seed bytes, other bytes for splices, check, CSV for the command line or None)`` of each file."""
+        return [
+            ("model", self.model, self.checkpoint, self.check_model, self.cls_csv),
+            ("checkpoint", self.checkpoint, self.model, self.check_checkpoint, None),
+            ("cli-classifier", self.cli_classifier, self.cli_regressor, self.check_model, self.cls_csv),
+            ("cli-regressor", self.cli_regressor, self.cli_classifier, self.check_model, self.reg_csv),
+            ("estimator-classifier", self.estimator_classifier, self.estimator_regressor,
+             self.check_estimator_classifier, self.cls_csv),
+            ("estimator-regressor", self.estimator_regressor, self.estimator_classifier,
+             self.check_estimator_regressor, self.reg_csv),
+        ]
 
     @staticmethod
     def network():
@@ -88,10 +185,27 @@ class Seeds:
                     early_stopping={"patience": 5}, verbose=0)
 
     def check_model(self, path):
-        net = dp.load(path)
+        loaded = dp.load(path)  # a TabularModel for a file with a data contract or preprocessing, else the Network
+        net = getattr(loaded, "network", loaded)
         assert np.all(np.isfinite(net.params)), "a model loaded with non-finite parameters"
         with np.errstate(all="ignore"):  # finite but huge weights may overflow: not the loader's business
             net.predict(self.X[:2])
+
+    def check_estimator_classifier(self, path):
+        from deltaprop.estimators import DeltapropClassifier
+
+        self._check_estimator(DeltapropClassifier, path)
+
+    def check_estimator_regressor(self, path):
+        from deltaprop.estimators import DeltapropRegressor
+
+        self._check_estimator(DeltapropRegressor, path)
+
+    def _check_estimator(self, cls, path):
+        est = cls.load(path)
+        assert np.all(np.isfinite(est.network_.params)), "an estimator loaded with non-finite parameters"
+        with np.errstate(all="ignore"):
+            est.predict(self.X[:2])
 
     def check_checkpoint(self, path):
         tensors, _, _ = load_checkpoint(path)
@@ -267,33 +381,111 @@ def all_truncations(data):
 
 
 # ------------------------------------------------------------------ the runner
-class _Hang(Exception):
-    pass
+class _Hang(BaseException):
+    """Raised by the interval timer; a BaseException so that no ``except Exception`` (the command line's
+    last-resort handler, say) can swallow it."""
 
 
 def _alarm(signum, frame):
     raise _Hang
 
 
-def run_fuzz(seeds, folder, cases, seed=0, per_case_seconds=5.0, trace_memory=True, progress=None):
+def cli_findings(path, csv):
+    """Run ``info``, ``info --json`` and (with a CSV) ``evaluate`` and ``predict`` on ``path`` in this process.
+
+    Returns ``(outcome, problems)``: ``outcome`` is ``"ok"`` when ``info``
+    succeeded, ``"error"`` when it refused the file; ``problems`` lists what
+    broke the command line's promises (an exit status other than 0, 1 and 2,
+    an exception escaping ``main``, an internal error or a traceback, a
+    failure that is not exactly one ``deltaprop: error:`` line, a NaN or
+    infinite prediction printed).
+    """
+    from deltaprop.cli import main
+
+    commands = [["info", path], ["info", path, "--json"]]
+    if csv is not None:
+        commands += [["evaluate", path, "--data", csv], ["predict", path, "--data", csv]]
+    problems, statuses = [], []
+    for argv in commands:
+        out, err = io.StringIO(), io.StringIO()
+        name = " ".join(a for a in argv if a not in (path, csv))
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                status = main(argv)
+        except (_Hang, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - anything escaping main is a finding
+            problems.append(f"{name}: {type(exc).__name__} escaped main: {str(exc)[:200]}")
+            continue
+        statuses.append(status)
+        text = err.getvalue()
+        lines = [line for line in text.splitlines() if line.strip()]
+        if status not in (0, 1, 2):
+            problems.append(f"{name}: exit status {status}: {' '.join(lines)[:200]}")
+        elif "internal error" in text or "Traceback" in text:
+            problems.append(f"{name}: {' '.join(lines)[:200]}")
+        elif status and (len(lines) != 1 or not lines[0].startswith("deltaprop: error: ")):
+            problems.append(f"{name}: exit {status} without exactly one error line: {text[:200]!r}")
+        elif status == 0 and argv[0] == "predict" and re.search(r"\b(nan|inf)\b", out.getvalue(), re.IGNORECASE):
+            problems.append(f"{name}: printed a prediction that is NaN or infinite")
+    return ("ok" if statuses[:1] == [0] else "error"), problems
+
+
+def estimator_findings(path):
+    """``DeltapropClassifier.load`` and ``DeltapropRegressor.load`` of ``path``: ``(outcome, problems)``.
+
+    Each must load or raise a :class:`deltaprop.DeltapropError`; ``outcome``
+    is ``"ok"`` when one of them loaded the file.
+    """
+    from deltaprop.estimators import DeltapropClassifier, DeltapropRegressor
+
+    problems, loaded = [], False
+    for cls in (DeltapropClassifier, DeltapropRegressor):
+        try:
+            cls.load(path)
+            loaded = True
+        except DeltapropError:
+            pass
+        except (_Hang, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            problems.append(f"{cls.__name__}.load: {type(exc).__name__}: {str(exc)[:200]}")
+    return ("ok" if loaded else "error"), problems
+
+
+def run_fuzz(seeds, folder, cases, seed=0, per_case_seconds=5.0, trace_memory=True, progress=None, cli_every=20,
+             targets=None):
     """Run ``cases`` mutations of each seed file (plus every truncation); return ``(stats, failures)``.
 
-    ``stats`` counts outcomes per (file, mutation kind, outcome); ``failures``
-    lists ``(file, case, label, description, bytes)`` for every case that
-    ended in anything but a load or a ModelFileError.
+    ``stats`` counts outcomes per (file, mutation kind, outcome), and per
+    (file, ``"cli"`` or ``"estimators"``, outcome) for the cases that also
+    went through the command line and the estimators' ``load`` (every
+    ``cli_every``-th case of a model file; 0 for none); ``failures`` lists
+    ``(file, case, label, description, bytes)`` for every case that ended in
+    anything but a load or the expected error, or broke a promise of the
+    command line or the estimators. ``targets`` names the seed files to
+    mutate (default: all of :meth:`Seeds.targets`).
     """
     path = os.path.join(os.fspath(folder), "case.safetensors")
     stats, failures = Counter(), []
-    targets = [("model", seeds.model, seeds.checkpoint, seeds.check_model),
-               ("checkpoint", seeds.checkpoint, seeds.model, seeds.check_checkpoint)]
+    chosen = [t for t in seeds.targets() if targets is None or t[0] in targets]
     old = signal.signal(signal.SIGALRM, _alarm)
-    if trace_memory:
-        tracemalloc.start()
     try:
-        for target, data, other, check in targets:
+        if cli_every:  # the seeds themselves, and the command line's imports before memory is traced
+            for target, data, _, _, csv in chosen:
+                if target == "checkpoint":
+                    continue
+                _replace(path, data)
+                for problem in cli_findings(path, csv)[1] + estimator_findings(path)[1]:
+                    failures.append((target, -1, "seed", problem, data))
+        if trace_memory:
+            tracemalloc.start()
+        for target, data, other, check, csv in chosen:
             rng = np.random.default_rng([seed, len(target)])
             cases_iter = [("truncate-all", data[:k]) for k in all_truncations(data)]
             cases_iter = _chain(cases_iter, mutations(data, other, rng, cases))
+            # a checkpoint whose stored settings were mutated is refused as another run's ("cannot resume ...")
+            allowed = DeltapropError if target.startswith(("estimator", "checkpoint")) else ModelFileError
             for i, (label, blob) in enumerate(cases_iter):
                 _replace(path, blob)
                 if trace_memory:
@@ -303,9 +495,9 @@ def run_fuzz(seeds, folder, cases, seed=0, per_case_seconds=5.0, trace_memory=Tr
                 try:
                     check(path)
                     outcome = "ok"
-                except ModelFileError as exc:
+                except allowed as exc:
                     outcome = "error"
-                    if path not in str(exc):
+                    if path not in str(exc) and not str(exc).startswith("cannot resume "):
                         failures.append((target, i, label, f"message does not name the file: {exc}", blob))
                 except _Hang:
                     outcome = "hang"
@@ -317,11 +509,13 @@ def run_fuzz(seeds, folder, cases, seed=0, per_case_seconds=5.0, trace_memory=Tr
                     failures.append((target, i, label, f"{type(exc).__name__}: {exc}", blob))
                 finally:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+                stats[(target, label.split(":")[0], outcome)] += 1
+                if cli_every and target != "checkpoint" and i % cli_every == 0:
+                    _through_the_faces(stats, failures, target, i, label, blob, path, csv, per_case_seconds)
                 if trace_memory:
                     peak = tracemalloc.get_traced_memory()[1] - base
                     if peak > PEAK_LIMIT:
                         failures.append((target, i, label, f"allocated {peak} bytes", blob))
-                stats[(target, label.split(":")[0], outcome)] += 1
                 if progress is not None:
                     progress()
     finally:
@@ -329,6 +523,22 @@ def run_fuzz(seeds, folder, cases, seed=0, per_case_seconds=5.0, trace_memory=Tr
             tracemalloc.stop()
         signal.signal(signal.SIGALRM, old)
     return stats, failures
+
+
+def _through_the_faces(stats, failures, target, i, label, blob, path, csv, seconds):
+    """One case through the command line and the estimators' load; records stats and findings."""
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        for face, run in (("cli", lambda: cli_findings(path, csv)), ("estimators", lambda: estimator_findings(path))):
+            outcome, problems = run()
+            for problem in problems:
+                failures.append((target, i, label, f"{face}: {problem}", blob))
+            stats[(target, face, "crash" if problems else outcome)] += 1
+    except _Hang:
+        stats[(target, "cli", "hang")] += 1
+        failures.append((target, i, label, f"command line or estimators: no answer within {seconds} s", blob))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _replace(path, blob):
@@ -353,11 +563,11 @@ def summary(stats):
     for (target, kind, outcome), count in stats.items():
         row = rows.setdefault((target, kind), Counter())
         row[outcome] += count
-    lines = [f"{'file':<11}{'mutation':<14}{'cases':>8}{'loaded':>9}{'rejected':>10}{'FAILED':>8}"]
+    lines = [f"{'file':<22}{'mutation':<14}{'cases':>8}{'loaded':>9}{'rejected':>10}{'FAILED':>8}"]
     for (target, kind), row in sorted(rows.items()):
         total = sum(row.values())
         bad = total - row["ok"] - row["error"]
-        lines.append(f"{target:<11}{kind:<14}{total:>8}{row['ok']:>9}{row['error']:>10}{bad:>8}")
+        lines.append(f"{target:<22}{kind:<14}{total:>8}{row['ok']:>9}{row['error']:>10}{bad:>8}")
     return "\n".join(lines)
 
 
@@ -370,10 +580,22 @@ def seeds(tmp_path_factory):
 def test_seed_files_load(seeds):
     seeds.check_model(seeds.model_path)
     seeds.check_checkpoint(seeds.checkpoint_path)
+    for path in (seeds.cli_classifier_path, seeds.cli_regressor_path):
+        seeds.check_model(path)
+    seeds.check_estimator_classifier(seeds.estimator_classifier_path)
+    seeds.check_estimator_regressor(seeds.estimator_regressor_path)
+
+
+@pytest.mark.parametrize("which", ["model", "cli_classifier", "cli_regressor", "estimator_classifier",
+                                   "estimator_regressor"])
+def test_seed_files_pass_the_command_line(seeds, which):
+    csv = seeds.reg_csv if "regressor" in which else seeds.cls_csv
+    outcome, problems = cli_findings(getattr(seeds, f"{which}_path"), csv)
+    assert outcome == "ok" and not problems, problems
 
 
 def test_fuzz_model_and_checkpoint_files(seeds, tmp_path):
-    stats, failures = run_fuzz(seeds, tmp_path, cases=4000, seed=0)
+    stats, failures = run_fuzz(seeds, tmp_path, cases=4000, seed=0, cli_every=0, targets=("model", "checkpoint"))
     report = "\n".join(f"{t} case {i} ({label}): {what}" for t, i, label, what, _ in failures[:20])
     assert not failures, f"{len(failures)} cases failed:\n{report}\n{summary(stats)}"
     total = sum(stats.values())
@@ -383,3 +605,17 @@ def test_fuzz_model_and_checkpoint_files(seeds, tmp_path):
         loaded = sum(c for (t, _, o), c in stats.items() if t == target and o == "ok")
         rejected = sum(c for (t, _, o), c in stats.items() if t == target and o == "error")
         assert loaded > 50 and rejected > 1000, summary(stats)
+
+
+def test_fuzz_through_the_command_line_and_the_estimators(seeds, tmp_path):
+    """A small run of the campaign's command-line and estimator part (``make fuzz`` runs it at scale)."""
+    targets = ("cli-classifier", "cli-regressor", "estimator-classifier", "estimator-regressor")
+    stats, failures = run_fuzz(seeds, tmp_path, cases=600, seed=1, cli_every=10, targets=targets)
+    report = "\n".join(f"{t} case {i} ({label}): {what}" for t, i, label, what, _ in failures[:20])
+    assert not failures, f"{len(failures)} cases failed:\n{report}\n{summary(stats)}"
+    for target in targets:
+        faces = {face: sum(c for (t, f, _), c in stats.items() if t == target and f == face)
+                 for face in ("cli", "estimators")}
+        assert faces["cli"] >= 60 and faces["estimators"] >= 60, summary(stats)
+        loaded = sum(c for (t, f, o), c in stats.items() if t == target and o == "ok" and f not in faces)
+        assert loaded > 10, summary(stats)

@@ -120,7 +120,7 @@ def test_round_trip_with_preprocessing_classes_and_config(tmp_path):
     path = tmp_path / "m.safetensors"
     dp.save(net, path, preprocessing=scaler.state(), classes=np.array(["cat", "dog", "emu"]),
             config={"epochs": np.int64(3), "lr": np.float32(0.5), "hidden": [6, 5]})
-    loaded = dp.load(path)
+    loaded = io.load(path)  # the network and its entries, as stored
     config, arrays = loaded.preprocessing
     rebuilt = Scaler.from_state(config, arrays)
     assert np.array_equal(rebuilt.transform(X, dtype=np.float64), scaler.transform(X, dtype=np.float64))
@@ -129,6 +129,10 @@ def test_round_trip_with_preprocessing_classes_and_config(tmp_path):
     assert loaded.classes == ["cat", "dog", "emu"] and all(type(c) is str for c in loaded.classes)
     assert loaded.run_config == {"epochs": 3, "lr": 0.5, "hidden": [6, 5]}
     assert json.loads(loaded.metadata["library_version"]) == dp.__version__
+    # deltaprop.load applies the stored preprocessing: raw rows in, labels out (the user report's P3)
+    model = dp.load(path)
+    expected = np.array(["cat", "dog", "emu"])[net.predict(scaler.transform(X, dtype=np.float64)).argmax(axis=1)]
+    assert list(model.predict(X)) == list(expected)
 
 
 @pytest.mark.parametrize("classes", [[0, 1], np.array([3, 7]), ["no", "yes"], [-1, 1], [False, True]])
@@ -232,7 +236,7 @@ def test_bad_hyperparameters_in_a_file_are_a_model_file_error(tmp_path):
             arch["layers"][0]["activation"]["alpha"] = alpha
             return arch
         bad = _edit(path, tmp_path / "bad.safetensors", meta={"architecture": change})
-        with pytest.raises(ModelFileError, match="architecture is invalid"):
+        with pytest.raises(ModelFileError, match="architecture is invalid|metadata architecture.layers"):
             dp.load(bad)
     bad = _edit(path, tmp_path / "bad.safetensors",
                 meta={"architecture": lambda a: {**a, "loss": {"name": "huber", "delta": -3}}})
@@ -274,8 +278,8 @@ def _arch_edit(fn):
 _END = 4 * ((4 + 1) * 6 + (6 + 1) * 5 + (5 + 1) * 3)
 
 CORRUPTIONS = {
-    "newer version": (dict(header=lambda h: h["__metadata__"].update(format_version="2")),
-                      r"format version 2 is newer than this deltaprop .* reads \(up to 1\); upgrade"),
+    "newer version": (dict(header=lambda h: h["__metadata__"].update(format_version="3")),
+                      r"format version 3 is newer than this deltaprop .* reads \(up to 2\); upgrade"),
     "version not a number": (dict(header=lambda h: h["__metadata__"].update(format_version="one")),
                              "format_version must be a positive integer, got 'one'"),
     "not a model": (dict(header=lambda h: h["__metadata__"].update(format="something.else")),
@@ -285,11 +289,11 @@ CORRUPTIONS = {
     "missing architecture": (dict(header=lambda h: h["__metadata__"].pop("architecture")),
                              "metadata lacks 'architecture'"),
     "architecture not JSON": (dict(header=lambda h: h["__metadata__"].update(architecture="{layers")),
-                              "metadata 'architecture' is not valid JSON"),
+                              "metadata architecture: not valid JSON"),
     "architecture a list": (dict(header=lambda h: h["__metadata__"].update(architecture="[1, 2]")),
-                            "metadata 'architecture' must be a JSON dict, got list"),
+                            "metadata architecture: expected an object, got a list"),
     "classes an object": (dict(header=lambda h: h["__metadata__"].update(classes='{"a": 1}')),
-                          "metadata 'classes' must be a JSON list, got dict"),
+                          "metadata classes: expected a list .*, got an object"),
     "class count": (dict(header=lambda h: h["__metadata__"].update(classes='["a", "b"]')),
                     "2 class labels for a network with 3 outputs"),
     "class duplicate": (dict(header=lambda h: h["__metadata__"].update(classes='["a", "b", "a"]')),

@@ -20,11 +20,13 @@ from .gradcheck import gradcheck  # the function; the module stays importable as
 from .errors import (
     DataError,
     DeltapropError,
+    DeltapropWarning,
     DivergenceError,
     InvalidArgumentError,
     InvalidTypeError,
     ModelFileError,
     SaveError,
+    TrainingInterrupted,
     UnknownNameError,
 )
 from .layers import Dense
@@ -62,6 +64,8 @@ __all__ = [
     "load",
     "DeltapropClassifier",
     "DeltapropRegressor",
+    "TabularModel",
+    "read_table",
     "gradcheck",
     "activations",
     "losses",
@@ -77,14 +81,17 @@ __all__ = [
     "ModelFileError",
     "SaveError",
     "DivergenceError",
+    "TrainingInterrupted",
+    "DeltapropWarning",
 ]
 
 
-_LAZY = {"DeltapropClassifier": "estimators", "DeltapropRegressor": "estimators"}
+_LAZY = {"DeltapropClassifier": "estimators", "DeltapropRegressor": "estimators", "TabularModel": "tabular",
+         "read_table": "tabular"}
 
 
 def __getattr__(name):
-    # The scikit-learn estimators load scikit-learn: import them only when asked for.
+    # The scikit-learn estimators load scikit-learn, and the tabular model its readers: import them when asked for.
     if name in _LAZY:
         import importlib
 
@@ -92,16 +99,26 @@ def __getattr__(name):
     raise AttributeError(f"module 'deltaprop' has no attribute {name!r}")
 
 
-def save(network, path, **kwargs):
-    """Save ``network`` to a safetensors model file; see :func:`deltaprop.io.save`."""
+def save(model, path, **kwargs):
+    """Save a Network (see :func:`deltaprop.io.save`) or a TabularModel (:meth:`TabularModel.save`) to one file."""
+    if type(model).__name__ == "TabularModel":
+        if kwargs:
+            raise TypeError(f"a TabularModel is saved whole; unexpected arguments {sorted(kwargs)}")
+        return model.save(path)
     from .io import save as _save
 
-    return _save(network, path, **kwargs)
+    return _save(model, path, **kwargs)
 
 
 def load(path):
-    """Load a model file; see :func:`deltaprop.io.load`."""
-    from .io import load as _load
+    """Load a model file: what was saved, a :class:`TabularModel` or a :class:`Network`.
 
-    return _load(path)
+    A file written by ``deltaprop train`` (or :meth:`TabularModel.save`) gives
+    a TabularModel, whose ``predict`` takes raw rows (a CSV path, a DataFrame)
+    and returns labels or values exactly as ``deltaprop predict`` does; a file
+    of a network alone (:func:`deltaprop.save` of a Network) gives the Network.
+    See :func:`deltaprop.tabular.load_model`.
+    """
+    from .tabular.files import load_model
 
+    return load_model(path)

@@ -30,11 +30,14 @@ from .architecture import check_architecture, expected_tensors
 from .data.scaling import Scaler
 from .errors import DeltapropError, InvalidArgumentError, InvalidTypeError, ModelFileError, UnknownNameError, describe
 from .model import Network
+from .validate import validate_model_metadata
 from .tensorfile import MODEL_FORMAT, check_format, check_tensor, dumps, json_field, read_file, write_file
 
 __all__ = ["save", "load", "read_file", "write_file", "build_network", "MODEL_FORMAT", "MODEL_FORMAT_VERSION"]
 
-MODEL_FORMAT_VERSION = 1
+#: The newest format version this deltaprop writes and reads: 1 for a network alone, 2 for a file that also
+#: carries a data contract (:mod:`deltaprop.tabular.files`), which a reader of version 1 must refuse.
+MODEL_FORMAT_VERSION = 2
 _RESERVED = ("format", "format_version", "architecture", "library_version", "preprocessing", "classes", "config")
 
 
@@ -96,7 +99,7 @@ def _scaler(config, arrays, n_in):
     return scaler
 
 
-def save(network, path, preprocessing=None, classes=None, config=None, extra=None):
+def save(network, path, preprocessing=None, classes=None, config=None, extra=None, format_version=1):
     """Save a network to one safetensors file, atomically.
 
     Parameters
@@ -117,6 +120,9 @@ def save(network, path, preprocessing=None, classes=None, config=None, extra=Non
     extra : dict, optional
         More metadata entries (JSON-serialisable values) under names other
         than the reserved ones.
+    format_version : {1, 2}, default 1
+        2 for a file whose metadata a reader must understand to use it (a
+        data contract): deltaprop versions that read only version 1 refuse it.
 
     Raises
     ------
@@ -131,7 +137,7 @@ def save(network, path, preprocessing=None, classes=None, config=None, extra=Non
         raise InvalidArgumentError("cannot save a network whose parameters contain NaN or infinity")
     metadata = {
         "format": MODEL_FORMAT,
-        "format_version": str(MODEL_FORMAT_VERSION),
+        "format_version": str(_format_version(format_version)),
         "architecture": dumps(network.get_config(), "the network's configuration"),
         "library_version": json.dumps(__version__),
     }
@@ -160,6 +166,12 @@ def save(network, path, preprocessing=None, classes=None, config=None, extra=Non
     write_file(path, tensors, metadata)
 
 
+def _format_version(version):
+    if version not in (1, 2):
+        raise InvalidArgumentError(f"format_version must be 1 or 2, got {describe(version)}")
+    return version
+
+
 def load(path):
     """Load a model file written by :func:`save`.
 
@@ -180,6 +192,7 @@ def load(path):
     path = os.fspath(path)
     tensors, metadata = read_file(path)
     check_format(path, metadata, MODEL_FORMAT, MODEL_FORMAT_VERSION)
+    parsed = validate_model_metadata(path, metadata)  # every JSON entry bounded and typed before anything reads it
     arch = check_architecture(path, json_field(path, metadata, "architecture", dict))
     expected = expected_tensors(arch)
     pconfig = json_field(path, metadata, "preprocessing", dict, required=False)
@@ -212,4 +225,5 @@ def load(path):
     net.classes = classes
     net.run_config = run_config
     net.metadata = dict(metadata)
+    net.parsed_metadata = parsed
     return net

@@ -8,17 +8,24 @@ import tempfile
 
 import numpy as np
 
-from .. import activations, losses, report
+from .. import activations, losses
+from .. import report as report_mod
 from .._version import __version__
+from ..atomic import atomic_write
 from ..data import load_builtin, load_features
 from ..errors import DataError, DeltapropError
 from ..gradcheck import gradcheck
 from ..io import MODEL_FORMAT, MODEL_FORMAT_VERSION
 from ..model import Network
+from ..report import printable
+from ..tabular import drop_missing_targets
+from ..tabular.scores import format_scores, score_table
 from . import config as C
-from .common import UsageError, check_features, is_builtin, labels_from, load_dataset, parse_arg, split_rows
+from .common import PROG, UsageError, is_builtin, load_dataset, parse_arg, split_rows
 from .config import OPTIONS_BY_KEY, TRAIN_OPTIONS, ConfigError
-from .model import CHUNK_ROWS, LoadedModel, evaluate_outputs, format_scores, predict
+from .model import array_outputs, display_names, open_model
+from .paths import check_outputs
+from .prepare import is_table_source
 
 __all__ = ["cmd_evaluate", "cmd_predict", "cmd_info", "cmd_gradcheck"]
 
@@ -30,18 +37,16 @@ __all__ = ["cmd_evaluate", "cmd_predict", "cmd_info", "cmd_gradcheck"]
 
 def cmd_evaluate(args):
     """``deltaprop evaluate``: loss and metrics (and for classes, the confusion matrix and per-class table)."""
-    model = LoadedModel(args.model)
-    net = model.net
-    X, y, rows, codes, where = _evaluation_data(args, model)
-    check_features(X, net.n_in, args.data or model.config.get("data"))
-    if model.task == "classification" and codes is None:
-        codes = labels_from(model.classes).transform(np.asarray(y).reshape(-1))
-    outputs = predict(net, model.scaler, X, rows=rows)
-    scores, pred = evaluate_outputs(net, model.task, model.target_encoding(), outputs, y, codes, model.target_scaler)
+    model = open_model(args.model)
+    _check_paths(args, {})
+    features, y, where = _evaluation_data(args, model)
+    report = model.contract.new_report()
+    scores, pred, codes = score_table(model, features, report=report, y=y)
+    _notes(report)
     result = {"model": args.model, "data": where, **scores}
     if model.task == "classification":
-        matrix = report.confusion_matrix(codes, pred, len(model.classes))
-        stats = report.per_class(matrix)
+        matrix = report_mod.confusion_matrix(codes, pred, len(model.classes))
+        stats = report_mod.per_class(matrix)
         result["confusion_matrix"] = matrix.tolist()
         result["classes"] = model.classes
         result["per_class"] = {key: [None if np.isnan(v) else float(v) for v in stats[key]]
@@ -50,54 +55,91 @@ def cmd_evaluate(args):
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"model: {args.model}")
-    print(f"data: {where}, {scores['samples']} samples")
-    print(f"loss ({net.loss.name}{', standardised targets' if model.target_scaler is not None else ''}): "
-          f"{scores['loss']:.4f}")
+    print(f"model: {printable(args.model, 200)}")
+    print(f"data: {printable(where, 200)}, {_count(scores['samples'], 'sample')}")
+    scaled = model.task == "regression" and model.target.scaled
+    print(f"loss ({model.network.loss.name}{', standardised targets' if scaled else ''}): {scores['loss']:.4f}")
     for key, label in (("accuracy", "accuracy"), ("r2", "R²"), ("rmse", "RMSE"), ("mae", "MAE")):
         if key in scores:
             print(f"{label}: {scores[key]:.4f}")
     if model.task == "classification":
-        names = model.class_names or [str(c) for c in model.classes]
+        names = model.target.class_names or [str(c) for c in model.classes]
         print("\nconfusion matrix (rows: true class, columns: predicted class)")
-        print(report.format_confusion(matrix, names))
+        print(report_mod.format_confusion(matrix, names))
         print("\nper-class precision and recall")
-        print(report.format_per_class(matrix, names))
+        print(report_mod.format_per_class(matrix, names))
     return 0
 
 
-def _evaluation_data(args, model):
-    """What ``evaluate`` scores: ``(X, y, rows, codes, where)``.
+def _count(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
-    With ``--data``, that file (or built-in set) whole. Without it, the
-    training data's official test set, or its test split drawn again (same
-    data, same class codes, same seed): then ``rows`` are the rows of ``X``
-    to score and ``codes`` the class indices of ``y``. ``rows`` and
-    ``codes`` are None otherwise.
+
+def _notes(report):
+    for note in report.messages():
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+
+
+def _check_paths(args, outputs):
+    """Refuse an output that is one of the inputs, before any work."""
+    inputs = {"MODEL": args.model, "--data": getattr(args, "data", None), "--labels": getattr(args, "labels", None)}
+    check_outputs(inputs, outputs)
+
+
+def _evaluation_data(args, model):
+    """What ``evaluate`` scores: ``(features, y, where)``.
+
+    ``features`` is a raw table (or array) of the features, ``y`` the raw
+    targets. With ``--data``, that file (or built-in set) whole: a table's
+    target column is the one the model was trained to predict (``--target``
+    names another). Without it, a built-in training set's test split drawn
+    again (same data, same seed); a file path stored in the model is shown,
+    never opened.
     """
-    cfg = model.config
     target = None if args.target is None else OPTIONS_BY_KEY["target"].parse(args.target, "--target")
     if args.data is not None:
-        if target is None and cfg.get("data") == args.data and args.labels is None:
-            target = cfg.get("target")
+        if args.data != "-" and is_table_source(args.data):
+            if args.labels is not None:
+                raise ConfigError("--labels goes with NPY or IDX features; a table holds its target column")
+            return _table_with_target(args.data, model, target)
         ds = load_dataset(args.data, args.labels, target)
-        return ds.X, np.asarray(ds.y), None, None, ds.name
-    if "data" not in cfg:
-        raise ConfigError(f"{args.model} holds no training configuration; give the data with --data")
+        return ds.X, np.asarray(ds.y), ds.name
+    cfg = model.config
+    stored = cfg.get("data")
+    if not isinstance(stored, str) or not is_builtin(stored) or os.path.exists(stored):
+        shown = f" (trained on {printable(stored, 200)})" if isinstance(stored, str) else ""
+        raise ConfigError(f"give the data to evaluate with --data{shown}; a path stored in a model file is "
+                          f"never opened on its own")
     if args.labels is not None or target is not None:
         raise ConfigError("--labels and --target go with --data")
-    ds = load_dataset(cfg["data"], cfg.get("labels"), cfg.get("target"))
+    return _builtin_test_split(args, model, stored)
+
+
+def _table_with_target(path, model, target):
+    """A table file's feature table and target values; rows with a missing target are dropped (with a note)."""
+    table = model.contract.read(path)
+    name = model.target_name if target is None else (table.names[target] if isinstance(target, int) else target)
+    if name not in table.columns:
+        raise DataError(f"{path}: no column {name!r}, the target the model was trained to predict; the columns "
+                        f"are {table.names[:20]} (name the target column of this file with --target)")
+    table, dropped = drop_missing_targets(table, name)
+    if dropped:
+        print(f"{PROG}: note: dropped {_count(dropped, 'row')} whose target {name!r} is missing", file=sys.stderr)
+    return table.without(name), table.columns[name], os.path.basename(path)
+
+
+def _builtin_test_split(args, model, stored):
+    cfg = model.config
+    ds = load_builtin(stored)
     if ds.X_test is not None:
-        return ds.X_test, np.asarray(ds.y_test), None, None, f"{ds.name} (official test set)"
+        return ds.X_test, np.asarray(ds.y_test), f"{ds.name} (official test set)"
     y_all = np.asarray(ds.y)
-    codes = None
-    if model.task == "classification":
-        codes = labels_from(model.classes).transform(y_all.reshape(-1))
+    codes = model.target.encode(y_all) if model.task == "classification" else None
     split_cfg = {"seed": cfg.get("seed", 0), "test_split": cfg.get("test_split", 0.25), "validation_split": 0.0}
     if not split_cfg["test_split"]:
         raise ConfigError(f"{args.model} was trained without a test split (test_split = 0); give --data")
     _, _, rows = split_rows(len(y_all), codes, split_cfg, False)
-    return ds.X, y_all[rows], rows, None if codes is None else codes[rows], f"{ds.name} (test split)"
+    return ds.X[rows], y_all[rows], f"{ds.name} (test split)"
 
 
 # ---------------------------------------------------------------------------
@@ -118,64 +160,70 @@ def _read_stdin_to_file():
 
 
 def cmd_predict(args):
-    """``deltaprop predict``: labels, probabilities or values as CSV, a chunk of rows at a time."""
-    model = LoadedModel(args.model)
-    net, cfg = model.net, model.config
+    """``deltaprop predict``: labels, probabilities or values as CSV, written atomically."""
+    model = open_model(args.model)
+    _check_paths(args, {"--out": args.out})
     target = None if args.target is None else OPTIONS_BY_KEY["target"].parse(args.target, "--target")
-    if target is None and isinstance(cfg.get("target"), (str, int)) and not isinstance(cfg.get("target"), bool):
-        target = cfg["target"]
     if args.proba:
         if model.task != "classification":
             raise ConfigError("--proba gives class probabilities; this model is a regression model")
-        act = net.layers[-1].activation.name
+        act = model.network.layers[-1].activation.name
         if act not in ("softmax", "sigmoid"):
             raise ConfigError(f"--proba needs a softmax or sigmoid output; this model's output is {act}")
-    X, source = _prediction_inputs(args.data, net.n_in, target)
-    check_features(X, net.n_in, source)
-    out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
-    try:
-        writer = csv.writer(out, lineterminator="\n")
-        for start in range(0, X.shape[0], CHUNK_ROWS):
-            _write_predictions(writer, model, model.outputs(X[start:start + CHUNK_ROWS]), args.proba,
-                               header=start == 0)
-        out.flush()
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    report = model.contract.new_report()
+    P = _prediction_outputs(args.data, model, target, report)
+    _notes(report)
+    if args.out:
+        with atomic_write(args.out, "w", encoding="utf-8", newline="") as out:
+            _write_predictions(csv.writer(out, lineterminator="\n"), model, P, args.proba)
+    else:
+        _write_predictions(csv.writer(sys.stdout, lineterminator="\n"), model, P, args.proba)
+        sys.stdout.flush()
     return 0
 
 
-def _prediction_inputs(data, n_in, target):
-    """The features to predict, ``(X, source)``: standard input (``-``), a built-in data set or a file."""
+def _prediction_outputs(data, model, target, report):
+    """The model's outputs (target units) for ``--data``: standard input, a built-in set, a table or arrays."""
     if data == "-":
         tmp = _read_stdin_to_file()
         try:
-            X, _ = load_features(tmp, n_features=n_in, target=target)
+            return _file_outputs(tmp, model, target, report)
         finally:
             os.unlink(tmp)
-        return X, "standard input"
     if not os.path.exists(data) and is_builtin(data):
-        return load_builtin(data).X, data
-    X, _ = load_features(data, n_features=n_in, target=target)
-    return X, data
+        return array_outputs(model, load_builtin(data).X, report)
+    return _file_outputs(data, model, target, report)
 
 
-def _write_predictions(writer, model, P, proba, header):
-    """CSV rows for one chunk of outputs ``P`` (n, n_out): labels, probabilities or values, after a header row."""
+def _file_outputs(path, model, target, report):
+    if is_table_source(path):
+        table = model.contract.read(path)
+        if target is not None:
+            name = table.names[target] if isinstance(target, int) else target
+            table = table.select(drop=[name])
+        return model.outputs(table, report=report)
+    n_in = len(model.feature_names)
+    X, _ = load_features(path, n_features=n_in, target=target)
+    return array_outputs(model, X, report)
+
+
+def _write_predictions(writer, model, P, proba):
+    """CSV rows for outputs ``P`` (n, n_out): labels, probabilities or values, after a header row."""
+    name = model.target_name or "prediction"
     if model.task == "classification" and proba:
         probs = np.concatenate([1 - P, P], axis=1) if P.shape[1] == 1 else P
-        if header:
-            writer.writerow([str(c) for c in model.classes])
+        writer.writerow([str(c) for c in model.classes])
         writer.writerows([[f"{v:.6g}" for v in row] for row in probs.tolist()])
     elif model.task == "classification":
-        if header:
-            writer.writerow([model.extra.get("target_name") or "prediction"])
-        writer.writerows([[model.classes[i]] for i in model.predicted_classes(P)])
+        writer.writerow([name])
+        labels = model.target.decode(model.predicted_classes(P))
+        writer.writerows([[v] for v in labels.tolist()])
     else:
-        if header:
-            name = model.extra.get("target_name") or "prediction"
-            writer.writerow([name] if P.shape[1] == 1 else [f"{name}_{j}" for j in range(P.shape[1])])
-        digits = 9 if model.net.dtype.itemsize == 4 else 17
+        if not np.all(np.isfinite(P)):
+            raise DataError("the model's predictions overflow (infinite or NaN values); the model or the inputs "
+                            "are out of the range it can handle")
+        writer.writerow([name] if P.shape[1] == 1 else [f"{name}_{j}" for j in range(P.shape[1])])
+        digits = 9 if model.network.dtype.itemsize == 4 else 17
         writer.writerows([[f"{v:.{digits}g}" for v in row] for row in P.tolist()])
 
 
@@ -186,8 +234,8 @@ def _write_predictions(writer, model, P, proba, header):
 
 def cmd_info(args):
     """``deltaprop info``: what a model file holds, as text, JSON or (the configuration) TOML."""
-    model = LoadedModel(args.model)
-    net, meta, cfg = model.net, model.net.metadata, model.config
+    model = open_model(args.model)
+    net, meta, cfg = model.network, model.network.metadata, model.config
     if args.toml:
         keys = [opt.key for opt in TRAIN_OPTIONS if opt.key in cfg]
         if not keys:
@@ -196,25 +244,24 @@ def cmd_info(args):
         return 0
     layers = [{"n_in": layer.n_in, "n_out": layer.n_out, "activation": layer.activation.name,
                "dropout": layer.dropout} for layer in net.layers]
-    preprocessing = None
-    if model.scaler is not None:
-        preprocessing = {"kind": model.scaler.kind, "n_features": model.scaler.n_features_in_}
     info = {
         "model": args.model,
         "format": meta.get("format"),
         "format_version": int(meta.get("format_version", 0)),
-        "written_by": json.loads(meta.get("library_version", "null")),
+        "written_by": model.written_by,
         "reader": {"deltaprop": __version__, "format_version": MODEL_FORMAT_VERSION, "format": MODEL_FORMAT},
         "layers": layers,
         "loss": net.loss.name,
         "dtype": net.dtype.name,
         "parameters": int(net.n_params),
         "task": model.task,
+        "target": model.target_name,
         "classes": model.classes,
-        "class_names": model.class_names,
-        "preprocessing": preprocessing,
-        "target_scaling": None if model.target_scaler is None else model.target_scaler.kind,
-        "test": model.extra.get("test"),
+        "class_names": model.target.class_names,
+        "columns": model.contract.schema.describe(),
+        "inputs": model.input_names(),
+        "target_scaling": "standard" if model.target.scaled else None,
+        "test": model.test,
         "config": cfg or None,
     }
     if args.json:
@@ -226,28 +273,32 @@ def cmd_info(args):
 
 def _print_info(model, info):
     """``info`` as text for a person."""
-    net, cfg, preprocessing = model.net, model.config, info["preprocessing"]
-    print(f"model: {info['model']}")
-    print(f"format: {info['format']} version {info['format_version']}, written by deltaprop {info['written_by']} "
-          f"(this is deltaprop {__version__}, reading format versions up to {MODEL_FORMAT_VERSION})")
+    net, cfg = model.network, model.config
+    print(f"model: {printable(info['model'], 200)}")
+    print(f"format: {info['format']} version {info['format_version']}, written by deltaprop "
+          f"{printable(str(info['written_by']), 40)} (this is deltaprop {__version__}, reading format versions up "
+          f"to {MODEL_FORMAT_VERSION})")
     print("architecture:")
     for line in net.summary().splitlines():
         print(f"  {line}")
     print(f"parameters: {net.n_params:,}")
+    target = printable(str(model.target_name), 60)
     if model.task == "classification":
-        print(f"task: classification, {len(model.classes)} classes: {', '.join(model.display_names())}")
+        shown = [printable(n, 40) for n in display_names(model)]
+        more = f", ... and {len(shown) - 50} more" if len(shown) > 50 else ""
+        print(f"task: classification of {target}, {len(shown)} classes: {', '.join(shown[:50])}{more}")
     else:
-        print(f"task: regression, {net.n_out} output{'s' if net.n_out > 1 else ''}"
-              + (f" ({model.extra['target_name']})" if model.extra.get("target_name") else ""))
-    if preprocessing is None:
-        print("preprocessing: none stored")
-    else:
-        print(f"preprocessing: {preprocessing['kind']} scaling of {preprocessing['n_features']} features, "
-              f"fitted on the training split")
-    if model.target_scaler is not None:
-        print(f"target scaling: {model.target_scaler.kind} (predictions are mapped back to the original units)")
+        print(f"task: regression of {target}" + (" (trained on standardised values; predictions are given in "
+                                                 "the original units)" if model.target.scaled else ""))
+    columns = info["columns"]
+    print(f"columns ({len(columns)}, read by name; {net.n_in} network inputs):")
+    for line in columns[:100]:
+        print(f"  {printable(line, 160)}")
+    if len(columns) > 100:
+        print(f"  ... and {len(columns) - 100} more (deltaprop info --json lists them all)")
     if info["test"]:
-        print(f"test result when trained: {format_scores(info['test'])} ({info['test'].get('samples')} samples)")
+        print(f"test result when trained: {format_scores(info['test'])} "
+              f"({_count(info['test'].get('samples', 0), 'sample')})")
     if not cfg:
         print("training configuration: none stored")
         return
@@ -258,7 +309,7 @@ def _print_info(model, info):
     except ConfigError:
         text = json.dumps(cfg, indent=2) + "\n"
     for line in text.splitlines():
-        print(f"  {line}")
+        print(f"  {printable(line, 200)}")
 
 
 # ---------------------------------------------------------------------------

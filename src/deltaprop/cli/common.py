@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from ..data import BUILTIN_DATASETS, Labels, load_builtin, load_xy, split_indices
+from ..data import BUILTIN_DATASETS, load_builtin, load_xy, split_indices
 from ..errors import DataError, InvalidArgumentError
 from .config import ConfigError
 
@@ -23,12 +23,8 @@ __all__ = [
     "is_builtin",
     "load_dataset",
     "label_values",
-    "labels_from",
-    "class_targets",
-    "loss_targets",
     "split_rows",
     "gather",
-    "check_features",
     "parse_arg",
 ]
 
@@ -125,13 +121,6 @@ def load_dataset(spec, labels=None, target=None):
     return ds
 
 
-def check_features(X, n_in, source):
-    """Refuse samples ``X`` that do not have the model's ``n_in`` features (a :class:`DataError` naming ``source``)."""
-    if X.ndim != 2 or X.shape[1] != n_in:
-        got = X.shape[1] if X.ndim == 2 else f"shape {X.shape}"
-        raise DataError(f"{source}: the samples have {got} features; the model expects {n_in}")
-
-
 # ---------------------------------------------------------------------------
 # Classes and targets
 # ---------------------------------------------------------------------------
@@ -145,38 +134,6 @@ def label_values(classes):
     if classes.dtype.kind in "biu":
         return [int(c) for c in classes]
     return [int(c) if float(c).is_integer() else float(c) for c in classes]
-
-
-def labels_from(values):
-    """A fitted ``Labels`` whose classes are ``values`` (from a model file)."""
-    labels = Labels()
-    labels.classes_ = np.asarray(values)
-    return labels
-
-
-def class_targets(target_encoding, n_out, codes, dtype):
-    """Class indices ``codes`` (m,) as the loss takes them.
-
-    Returns
-    -------
-    ndarray
-        ``codes`` (m,) for ``"index"`` with several outputs, or as ``dtype``
-        0/1 values (m,) for one output; one-hot rows (m, n_out) for
-        ``"onehot"`` (a column (m, 1) of 0/1 for one output).
-    """
-    if target_encoding == "index":
-        return codes if n_out > 1 else codes.astype(dtype)
-    if n_out == 1:
-        return codes.astype(dtype).reshape(-1, 1)
-    return np.eye(n_out, dtype=dtype)[codes]
-
-
-def loss_targets(task, target_encoding, n_out, dtype, y, codes, target_scaler):
-    """Targets as the network's loss takes them: class indices or one-hot rows, or (scaled) values (m, n_targets)."""
-    if task == "classification":
-        return class_targets(target_encoding, n_out, codes, dtype)
-    values = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    return values if target_scaler is None else target_scaler.transform(values, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -213,7 +170,31 @@ def split_rows(n, codes, cfg, has_test_set, max_validation=None):
         except InvalidArgumentError as exc:
             raise DataError(f"validation_split={cfg['validation_split']}: {exc}") from None
         rows, validation = rows[keep], rows[val]
+    if codes is not None:
+        rows, validation, test = _every_class_trained(rows, validation, test, codes)
     return rows, validation, test
+
+
+def _every_class_trained(train, validation, test, codes):
+    """Move one row of each class that has no training row back into training (from validation, else test).
+
+    A class seen only in the held-out rows could never be learned: a
+    stratified split of a class with one or two rows may put them all there.
+    """
+    missing = np.setdiff1d(codes, codes[train])
+    for k in missing:
+        for name in ("validation", "test"):
+            held = validation if name == "validation" else test
+            if held is None:
+                continue
+            where = np.flatnonzero(codes[held] == k)
+            if where.size:
+                train = np.sort(np.append(train, held[where[0]]))
+                held = np.delete(held, where[0])
+                held = held if held.size else None
+                validation, test = (held, test) if name == "validation" else (validation, held)
+                break
+    return train, validation, test
 
 
 def gather(X, rows, dtype, scratch=None, name=None):

@@ -37,7 +37,7 @@ import dataclasses
 import math
 import os
 
-from ..checks import check_int, check_number
+from ..checks import MAX_CONFIG_BYTES, check_int, check_number, read_text_bounded
 from ..errors import DeltapropError, InvalidArgumentError
 
 __all__ = [
@@ -294,6 +294,19 @@ TRAIN_OPTIONS = (
            "training part and stored in the model", "data", "KIND"),
     Option("scale_target", choice("standard", "none"), "standard", "regression only: standardise the "
            "targets for training (predictions are given in the original units)", "data", "KIND"),
+    Option("features", list_of(text, "column names such as a,b,c"), None, "train on these columns only "
+           "(names from the header); default: every column but the target", "data", "A,B,..."),
+    Option("drop", list_of(text, "column names such as a,b,c"), None, "leave these columns out (an id, a "
+           "date, a leak of the target)", "data", "A,B,..."),
+    Option("categorical", list_of(text, "column names such as a,b,c"), None, "treat these columns as "
+           "categories even if they hold numbers (text and true/false columns are categories already); "
+           "each is one-hot encoded, with rare values pooled", "data", "A,B,..."),
+    Option("na_values", list_of(text, "tokens such as -,missing"), None, "more cell values that mean "
+           "'missing' (always: empty, NA, N/A, NaN, null, None, ?)", "data", "TOKENS"),
+    Option("max_categories", integer(2), 100, "at most this many categories per column (the most frequent; "
+           "the rest are pooled as 'other')", "data", "N"),
+    Option("min_frequency", integer(1), 5, "a category seen in fewer training rows is pooled as 'other'",
+           "data", "N"),
     Option("scratch_dir", optional_path, None, "where to write the scaled copy of a memory-mapped NPY "
            "file larger than 256 MiB, which is then streamed batch by batch (default: the folder of --out)",
            "data", "DIR"),
@@ -361,6 +374,8 @@ TRAIN_OPTIONS = (
     Option("checkpoint_dir", optional_path, None, "write checkpoints to this folder", "output", "DIR"),
     Option("checkpoint_every", integer(1), 1, "epochs between checkpoints", "output", "N"),
     Option("keep_checkpoints", integer(1), 3, "how many checkpoints to keep", "output", "N"),
+    Option("override", list_of(text, "setting names such as lr,scale"), None, "with --resume: let these "
+           "settings differ from the checkpoint's (recorded in the run's history)", "output", "SETTINGS"),
     Option("resume", boolean, False, "continue from the newest checkpoint in --checkpoint-dir; the "
            "result is bit-identical to an uninterrupted run", "output", flag=True),
     Option("quiet", boolean, False, "no progress bars or messages; only the final result",
@@ -370,7 +385,7 @@ TRAIN_OPTIONS = (
 OPTIONS_BY_KEY = {opt.key: opt for opt in TRAIN_OPTIONS}
 
 #: Keys that steer one invocation and are not stored in the model's configuration.
-NOT_STORED = ("resume", "quiet")
+NOT_STORED = ("resume", "quiet", "override")
 
 
 def defaults():
@@ -421,9 +436,11 @@ def load_toml(path):
     """
     tomllib = _toml_module()
     path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ConfigError(f"{path}: no such configuration file")
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
+        # a regular file or a pipe, read once and at most MAX_CONFIG_BYTES: never /dev/zero for ever
+        raw = tomllib.loads(read_text_bounded(path, MAX_CONFIG_BYTES, "configuration file", error=ConfigError))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except IsADirectoryError:

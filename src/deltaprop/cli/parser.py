@@ -99,6 +99,9 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_train, _add_evaluate, _add_predict, _add_gradcheck, _add_info):
         add(sub)
+    for command in (parser, *sub.choices.values()):
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the Python traceback of an internal error (a bug: please report it)")
     return parser
 
 

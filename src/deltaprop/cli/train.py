@@ -13,7 +13,6 @@ when this one fails; no module keeps it.
 """
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import sys
@@ -25,15 +24,17 @@ import numpy as np
 from .. import batches, distributed, optimizers, schedules
 from .. import activations, losses
 from ..checkpoint import latest_checkpoint
-from ..data import Labels, Scaler, infer_task
 from ..errors import DataError, DeltapropError, SaveError
-from ..io import save
 from ..model import Network
 from ..plotting import MissingMatplotlib, plot_history
+from ..tabular import TabularModel
+from ..tabular.scores import format_scores, score_encoded
 from . import config as C
-from .common import PROG, Messenger, gather, label_values, load_dataset, loss_targets, split_rows, thread_limit
+from .common import PROG, Messenger, thread_limit
 from .config import NOT_STORED, OPTIONS_BY_KEY, ConfigError
-from .model import evaluate_outputs, format_scores, predict
+from .model import predict
+from .paths import check_outputs
+from .prepare import prepare
 
 __all__ = ["cmd_train"]
 
@@ -50,10 +51,37 @@ def cmd_train(args):
     optimizer = _build_optimizer(cfg)
     schedule, schedule_params = _build_schedule(cfg)
     _check_writable(cfg)
+    check_outputs({"--data": cfg["data"], "--labels": cfg["labels"], "--config": args.config},
+                  {"--out": cfg["out"], "--log": cfg["log"], "--plot": cfg["plot"],
+                   "--checkpoint-dir": cfg["checkpoint_dir"]})
     args.comm = comm = _mpi_comm()
     say = Messenger(cfg["quiet"] or (comm is not None and not comm.is_root))
     with thread_limit(cfg["threads"]):
-        return _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm)
+        try:
+            return _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm)
+        except KeyboardInterrupt as exc:
+            folder = cfg["checkpoint_dir"] or interrupt_folder(cfg["out"])
+            if getattr(exc, "checkpoint", None):
+                exc.resume_hint = f"resume with: {_resume_command(getattr(args, 'argv', sys.argv[1:]), folder)}"
+            raise
+
+
+def _resume_command(argv, folder):
+    """The command line that continues this run from the checkpoints in ``folder``."""
+    import shlex
+
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--checkpoint-dir", "--resume", "--no-resume"):
+            skip = arg == "--checkpoint-dir"
+            continue
+        if arg.startswith("--checkpoint-dir="):
+            continue
+        kept.append(arg)
+    return shlex.join(["deltaprop", *kept, "--checkpoint-dir", folder, "--resume"])
 
 
 def _mpi_comm():
@@ -208,113 +236,56 @@ def _check_checkpoint_dir(cfg):
 # ---------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class _Data:
-    """A loaded data set, its task and the output layer chosen for it.
-
-    ``y`` holds the targets as loaded: (n,) labels for classification (a
-    single target column flattened), (n,) or (n, n_targets) values for
-    regression. ``labels`` and ``codes`` (class indices (n,)) are None for
-    regression, ``n_classes`` too.
-    """
-
-    ds: object
-    task: str
-    X: object
-    y: np.ndarray
-    labels: object
-    codes: object
-    n_classes: object
-    n_targets: int
-    output_activation: str
-    loss: str
-    n_out: int
-    target_encoding: str
-
-
-@dataclasses.dataclass
-class _Split:
-    """The rows of a run and what training needs of them, scaled.
-
-    ``X_train`` (n_train, n_in) and ``X_val`` are scaled features in the
-    network's dtype; ``t_train`` and ``validation`` hold the targets as the
-    loss takes them. ``y_test`` holds the test targets in their original
-    form (None without a test set).
-    """
-
-    train_rows: np.ndarray
-    val_rows: object
-    test_rows: object
-    X_train: object
-    t_train: object
-    validation: object
-    y_test: object
-    scaler: Scaler
-    target_scaler: object
-
-
 def _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm=None):
     """The run itself, from a checked configuration; returns the exit status (0)."""
     t_start = time.perf_counter()
-    data = _load_data(cfg)
     dtype = np.dtype(cfg["dtype"])
-    # Large memory-mapped inputs are copied, scaled, into scratch files that fit streams batch by batch.
-    streamed = isinstance(data.X, np.memmap) and data.X.nbytes > batches.STREAM_BYTES
+    streamed = _streamed(cfg)
     with _scratch_folder(cfg, streamed) as scratch:
-        max_val = batches.STREAM_BYTES // (data.X.shape[1] * dtype.itemsize) if streamed else None
-        split = _split_and_scale(cfg, data, dtype, scratch, max_val)
+        max_val = None
+        if streamed:
+            max_val = batches.STREAM_BYTES // (streamed * dtype.itemsize)
+        data = prepare(cfg, dtype, scratch, max_val)
         net = Network.from_sizes(
-            [data.X.shape[1]] + cfg["hidden"] + [data.n_out], activation=_one_or_each(cfg["activation"]),
+            [data.contract.schema.n_inputs] + cfg["hidden"] + [data.n_out], activation=_one_or_each(cfg["activation"]),
             output_activation=data.output_activation, loss=data.loss, dropout=_one_or_each(cfg["dropout"]),
             dtype=cfg["dtype"], seed=cfg["seed"])
-        _announce(say, cfg, data, split, net, optimizer, streamed)
+        unused = data.contract.schema.unused_inputs()
+        if len(unused):
+            net.layers[0].W[:, unused] = 0  # an unseen category adds nothing (no training row sets these)
+        _announce(say, cfg, data, net, optimizer, bool(streamed))
         t_fit = time.perf_counter()
-        history = _fit(net, cfg, data, split, optimizer, schedule, comm)
+        history = _fit(net, cfg, data, optimizer, schedule, comm)
         fit_seconds = time.perf_counter() - t_fit
-        scores = _test(net, data, split)
+        scores = _test(net, data)
     if comm is not None and not comm.is_root:
         return 0  # rank 0 alone tests, saves, plots and prints
     opt_cfg = optimizer.get_config()
-    _save(net, cfg, data, split, history, scores, opt_cfg, schedule_params)
+    _save(net, cfg, data, history, scores, opt_cfg, schedule_params)
     say(f"trained {len(history)} epoch{'s' if len(history) != 1 else ''} in {fit_seconds:.1f} s")
-    plotted = _report(net, cfg, explicit, data, split, history, scores, opt_cfg)
+    plotted = _report(net, cfg, explicit, data, history, scores, opt_cfg)
     if not cfg["quiet"]:
         written = [cfg["out"]] + ([cfg["plot"]] if plotted else [])
         print(f"wrote {', '.join(written)} in {time.perf_counter() - t_start:.1f} s", flush=True)
     return 0
 
 
+def _streamed(cfg):
+    """The feature count of an NPY file large enough to be streamed from scratch files, else 0."""
+    path = cfg["data"]
+    if not path or not os.path.isfile(path) or os.path.getsize(path) <= batches.STREAM_BYTES:
+        return 0
+    from ..data import detect_format, load_array
+
+    if detect_format(path) != "npy":
+        return 0
+    X = load_array(path, mmap=True)
+    return X.shape[1] if X.ndim == 2 and X.nbytes > batches.STREAM_BYTES else 0
+
+
 def _one_or_each(values):
     """An option's list of one value (for every hidden layer) or of one per layer, as ``from_sizes`` takes it."""
     return values[0] if len(values) == 1 else values
-
-
-def _load_data(cfg):
-    """The data set of ``cfg["data"]``, its task, class codes and output layer; a :class:`_Data`."""
-    ds = load_dataset(cfg["data"], cfg["labels"], cfg["target"])
-    task = cfg["task"] or ds.task or infer_task(ds.y)
-    X, y = ds.X, np.asarray(ds.y)
-    codes = labels = n_classes = None
-    n_targets = 1
-    if task == "classification":
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise DataError(f"classification needs one target column, got targets of shape {y.shape}")
-        labels = Labels()
-        codes = labels.fit_transform(y)
-        n_classes = len(labels.classes_)
-        if n_classes < 2:
-            raise DataError(f"classification needs at least two classes; the targets hold only {labels.classes_[0]!r}")
-    else:
-        if y.dtype.kind not in "biuf":
-            raise DataError(f"regression needs numeric targets, got {y.dtype} values such as {y.flat[0]!r}")
-        n_targets = 1 if y.ndim == 1 else y.shape[1]
-    try:
-        head = losses.choose_output(task, n_classes, n_targets, cfg["output_activation"], cfg["loss"])
-    except DeltapropError as exc:
-        raise ConfigError(str(exc)) from None
-    return _Data(ds, task, X, y, labels, codes, n_classes, n_targets, *head)
 
 
 @contextlib.contextmanager
@@ -335,47 +306,30 @@ def _scratch_folder(cfg, streamed):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _split_and_scale(cfg, data, dtype, scratch, max_val):
-    """The split rows, the scalers fitted on the training rows, and the scaled training data; a :class:`_Split`."""
-    ds, X, y, codes = data.ds, data.X, data.y, data.codes
-    train_rows, val_rows, test_rows = split_rows(X.shape[0], codes, cfg, ds.X_test is not None, max_val)
-    X_train = gather(X, train_rows, dtype, scratch, "train")
-    scaler = Scaler(cfg["scale"]).fit(X_train)
-    scaler.transform(X_train, dtype=dtype, out=X_train)
-    X_val = None if val_rows is None else scaler.transform(np.asarray(X[val_rows]), dtype=dtype)
-    if ds.X_test is not None:
-        y_test = np.asarray(ds.y_test)
-    elif test_rows is not None:
-        y_test = y[test_rows]
-    else:
-        y_test = None
-    target_scaler = None
-    if data.task == "regression" and cfg["scale_target"] == "standard":
-        target_scaler = Scaler("standard").fit(np.asarray(y[train_rows], dtype=np.float64).reshape(-1, data.n_targets))
-
-    def targets(rows):
-        return loss_targets(data.task, data.target_encoding, data.n_out, dtype, y[rows],
-                            None if codes is None else codes[rows], target_scaler)
-
-    validation = None if val_rows is None else (X_val, targets(val_rows))
-    return _Split(train_rows, val_rows, test_rows, X_train, targets(train_rows), validation, y_test, scaler,
-                  target_scaler)
-
-
-def _announce(say, cfg, data, split, net, optimizer, streamed):
-    """The two lines a person reads before the progress bars: the data and its split, the network and optimizer."""
-    ds = data.ds
-    n_test = 0 if split.y_test is None else len(split.y_test)
+def _announce(say, cfg, data, net, optimizer, streamed):
+    """What a person reads before the progress bars: notes on the data, the data and its split, the network."""
+    for note in data.notes:
+        say(f"{PROG}: note: {note}")
+    n_train, n_val, n_test = data.split_sizes
     what = f"{data.n_classes} classes" if data.task == "classification" else \
-        f"regression of {data.n_targets} target{'s' if data.n_targets > 1 else ''}"
-    n_samples = data.X.shape[0] + (len(ds.y_test) if ds.X_test is not None else 0)
-    say(f"data: {ds.name} ({n_samples} samples, {data.X.shape[1]} features, "
-        f"{what}): {len(split.train_rows)} training, {0 if split.val_rows is None else len(split.val_rows)} "
-        f"validation, {n_test} test" + (" (the official test set)" if ds.X_test is not None else ""))
+        f"regression of {_count(data.n_targets, 'target')}"
+    inputs = data.contract.schema.n_inputs
+    columns = _count(data.n_columns, "feature")
+    if inputs != data.n_columns:
+        columns += f" -> {_count(inputs, 'input')}"
+    say(f"data: {data.name} ({_count(data.n_samples, 'sample')}, {columns}, {what}): {n_train} training, "
+        f"{n_val} validation, {n_test} test" + (" (the official test set)" if data.official_test else ""))
+    if data.test is not None and 0 < n_test < 30:
+        say(f"{PROG}: note: the test score will rest on {_count(n_test, 'row')} alone; read it as a rough guide")
     opt_cfg = optimizer.get_config()
     say(f"network: {_describe_network(net)}, {net.n_params} parameters, {net.dtype.name}; "
         f"{opt_cfg['name']} lr={opt_cfg['learning_rate']:g}, {cfg['schedule']} schedule, "
         f"{cfg['epochs']} epochs of {cfg['batch_size']}" + (", streamed from scratch files" if streamed else ""))
+
+
+def _count(n, word):
+    """``1 sample``, ``2 samples``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _describe_network(net):
@@ -394,40 +348,53 @@ def _metric(task):
     return "accuracy" if task == "classification" else "r2"
 
 
-def _fit(net, cfg, data, split, optimizer, schedule, comm):
-    """Train ``net`` on the split as the options say; returns the History."""
+def _fit(net, cfg, data, optimizer, schedule, comm):
+    """Train ``net`` on the prepared data as the options say; returns the History."""
     if cfg["log"] is not None and not cfg["resume"] and (comm is None or comm.is_root):
         with open(cfg["log"], "w", encoding="utf-8"):
             pass  # a fresh run starts a fresh log; a resumed one appends
     patience = cfg["early_stopping"]
     early = None
     if patience:
-        early = {"monitor": "val_loss" if split.validation is not None else "loss", "patience": patience}
+        early = {"monitor": "val_loss" if data.validation is not None else "loss", "patience": patience}
     return net.fit(
-        split.X_train, split.t_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=optimizer,
-        schedule=schedule, validation_data=split.validation, metrics=[_metric(data.task)], early_stopping=early,
+        data.X_train, data.t_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=optimizer,
+        schedule=schedule, validation_data=data.validation, metrics=[_metric(data.task)], early_stopping=early,
         checkpoint_dir=cfg["checkpoint_dir"], checkpoint_every=cfg["checkpoint_every"],
         keep_checkpoints=cfg["keep_checkpoints"], resume_from=cfg["checkpoint_dir"] if cfg["resume"] else None,
         verbose=0 if cfg["quiet"] else 1, log_path=cfg["log"], comm=comm,
+        run_settings={key: cfg[key] for key in _RUN_SETTINGS},
+        resume_overrides=[_LIBRARY_NAMES.get(key, key) for key in cfg["override"] or ()] or None,
+        interrupt_checkpoint=None if cfg["checkpoint_dir"] else interrupt_folder(cfg["out"]),
     )
 
 
-def _test(net, data, split):
-    """Scores on the test split or the official test set (see :func:`evaluate_outputs`); None without one."""
-    if split.y_test is None:
+#: Options that change the result beyond what the training loop itself fingerprints (the network, the optimizer,
+#: the schedule, the batch size and the data): a resumed run must have the same values, or name them in --override.
+_RUN_SETTINGS = ("data", "labels", "target", "task", "test_split", "validation_split", "scale", "scale_target",
+                 "features", "drop", "categorical", "na_values", "max_categories", "min_frequency", "seed",
+                 "early_stopping")
+#: --override takes the command line's names; the loop's names differ for these
+_LIBRARY_NAMES = {"lr": "learning_rate"}
+
+
+def interrupt_folder(out):
+    """Where an interrupted run without --checkpoint-dir leaves its checkpoint: beside the model, ``OUT.checkpoint``."""
+    return f"{out}.checkpoint"
+
+
+def _test(net, data):
+    """Scores on the test split or the official test set (see :func:`score_encoded`); None without one."""
+    if data.test is None:
         return None
-    if data.ds.X_test is not None:
-        outputs = predict(net, split.scaler, data.ds.X_test)
-    else:
-        outputs = predict(net, split.scaler, data.X, rows=split.test_rows)
-    test_codes = data.labels.transform(split.y_test) if data.task == "classification" else None
-    scores, _ = evaluate_outputs(net, data.task, data.target_encoding, outputs, split.y_test, test_codes,
-                                 split.target_scaler)
+    X_test, encoded = data.test
+    outputs = predict(net, data.test_scaler, X_test)
+    scores, _, _ = score_encoded(net, data.contract.target, outputs, encoded)
     return scores
 
 
-def _save(net, cfg, data, split, history, scores, opt_cfg, schedule_params):
-    """Write the model file: the network, its scaling, classes, configuration and the run's history and scores."""
+def _save(net, cfg, data, history, scores, opt_cfg, schedule_params):
+    """Write the model file: the network, its data contract, configuration, history and scores."""
     stored = {key: value for key, value in cfg.items() if key not in NOT_STORED}
     stored.update(task=data.task, output_activation=data.output_activation, loss=data.loss,
                   lr=opt_cfg["learning_rate"], **schedule_params)
@@ -438,44 +405,28 @@ def _save(net, cfg, data, split, history, scores, opt_cfg, schedule_params):
             stored[key] = opt_cfg[key]
     if stored.get("weight_decay") == 0.0 and cfg["weight_decay"] is None and cfg["l2"] is None:
         stored["weight_decay"] = None
-    ds = data.ds
-    extra = {"task": data.task, "history": history.to_list()}
-    if scores is not None:
-        extra["test"] = scores
-    if ds.target_name is not None:
-        extra["target_name"] = ds.target_name
-    if ds.feature_names is not None:
-        extra["feature_names"] = list(ds.feature_names)
-    classes = None
-    if data.task == "classification":
-        classes = label_values(data.labels.classes_)
-        names = ds.class_names
-        if names is not None and [str(c) for c in names] != [str(c) for c in classes] and \
-                len(names) == data.n_classes:
-            extra["class_names"] = [str(c) for c in names]
-    if split.target_scaler is not None:
-        tconfig, tarrays = split.target_scaler.state()
-        extra["target_scaling"] = {**tconfig, **{k: v.tolist() for k, v in tarrays.items()}}
-    save(net, cfg["out"], preprocessing=split.scaler.state(), classes=classes, config=stored, extra=extra)
+    model = TabularModel(net, data.contract, config=stored, history=history.to_list(), test=scores)
+    model.save(cfg["out"])
 
 
-def _report(net, cfg, explicit, data, split, history, scores, opt_cfg):
+def _report(net, cfg, explicit, data, history, scores, opt_cfg):
     """Print the test result and draw the curves; returns whether the plot was written.
 
     A missing matplotlib is a note, unless --plot was given (then an error).
     """
     metric = _metric(data.task)
     if scores is not None:
-        where = "official test set" if data.ds.X_test is not None else "test split"
-        print(f"test ({where}, {scores['samples']} samples): {format_scores(scores)}", flush=True)
+        where = "official test set" if data.official_test else "test split"
+        print(f"test ({where}, {_count(scores['samples'], 'sample')}): {format_scores(scores)}", flush=True)
     if cfg["plot"] is None:
         return False
     score_text = ""
     if scores is not None:
         score_text = f" · test {'accuracy' if metric == 'accuracy' else 'R²'} {scores[metric]:.4f}"
-    title = (f"deltaprop: {data.ds.name}, {_describe_network(net)}, {opt_cfg['name']} "
+    title = (f"deltaprop: {data.name}, {_describe_network(net)}, {opt_cfg['name']} "
              f"lr={opt_cfg['learning_rate']:g} {cfg['schedule']}, batch {cfg['batch_size']}{score_text}")
-    loss_label = net.loss.name + (", standardised targets" if split.target_scaler is not None else "")
+    scaled = data.task == "regression" and data.contract.target.scaled
+    loss_label = net.loss.name + (", standardised targets" if scaled else "")
     try:
         plot_history(history.to_list(), cfg["plot"], title, metric=metric, loss_name=loss_label)
     except MissingMatplotlib as exc:
