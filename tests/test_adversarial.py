@@ -361,7 +361,7 @@ def test_a_pipe_as_data_trains_the_same_model_as_the_file(base, tmp_path):
         ok(cli("train", "--data", "pipe", *TRAIN, *QUIET, "--out", "p.safetensors", cwd=tmp_path))
     finally:
         fifo.close()
-    np.testing.assert_array_equal(dp.load(tmp_path / "p.safetensors").params, dp.load(base / "m.safetensors").params)
+    np.testing.assert_array_equal(dp.load(tmp_path / "p.safetensors").network.params, dp.load(base / "m.safetensors").network.params)
 
 
 def test_a_pipe_as_config_is_read(base, tmp_path):
@@ -371,7 +371,7 @@ def test_a_pipe_as_config_is_read(base, tmp_path):
         ok(cli("train", "--config", "cfg", "--out", "c.safetensors", cwd=tmp_path))
     finally:
         fifo.close()
-    np.testing.assert_array_equal(dp.load(tmp_path / "c.safetensors").params, dp.load(base / "m.safetensors").params)
+    np.testing.assert_array_equal(dp.load(tmp_path / "c.safetensors").network.params, dp.load(base / "m.safetensors").network.params)
 
 
 @pytest.mark.parametrize("source", ["d.csv", "X.npy"])
@@ -704,14 +704,14 @@ def test_finite_1e200_features_train_in_float64(tmp_path):
     _huge_csv(tmp_path / "h.csv", 1e200)
     ok(cli("train", "--data", "h.csv", *TRAIN, *QUIET, "--dtype", "float64", "--out", "h.safetensors",
            cwd=tmp_path))
-    assert np.all(np.isfinite(dp.load(tmp_path / "h.safetensors").params))
+    assert np.all(np.isfinite(dp.load(tmp_path / "h.safetensors").network.params))
 
 
 def test_features_near_the_float64_limit_train_in_float64(tmp_path):
     _huge_csv(tmp_path / "h.csv", 1.5e308)
     ok(cli("train", "--data", "h.csv", *TRAIN, *QUIET, "--dtype", "float64", "--out", "h.safetensors",
            cwd=tmp_path))
-    assert np.all(np.isfinite(dp.load(tmp_path / "h.safetensors").params))
+    assert np.all(np.isfinite(dp.load(tmp_path / "h.safetensors").network.params))
 
 
 def _names_column_and_value(line, column="b"):
@@ -720,11 +720,16 @@ def _names_column_and_value(line, column="b"):
     assert "NaN or inf" not in line and "infinite" not in line, line
 
 
-def test_finite_1e200_features_are_refused_in_float32_naming_column_and_value(tmp_path):
+def test_finite_1e200_features_train_in_float32_when_scaled_and_are_refused_unscaled(tmp_path):
+    # The data contract scales in float64 before the cast, so standardised 1e200 features are O(1) in float32;
+    # unscaled, they cannot be float32 numbers, and the refusal names the column and the value.
     _huge_csv(tmp_path / "h.csv", 1e200)
+    ok(cli("train", "--data", "h.csv", *TRAIN, *QUIET, "--dtype", "float32", "--out", "h.safetensors",
+           cwd=tmp_path))
+    assert np.all(np.isfinite(dp.load(tmp_path / "h.safetensors").network.params))
     before = snapshot(tmp_path)
-    line = _refused_untouched(cli("train", "--data", "h.csv", *TRAIN, *QUIET, "--dtype", "float32", cwd=tmp_path),
-                              tmp_path, before, statuses=(1,))
+    line = _refused_untouched(cli("train", "--data", "h.csv", *TRAIN, *QUIET, "--dtype", "float32", "--scale",
+                                  "none", cwd=tmp_path), tmp_path, before, statuses=(1,))
     _names_column_and_value(line)
 
 
@@ -801,9 +806,9 @@ def test_resume_without_the_run_s_lr_is_refused_or_keeps_it(checkpointed, tmp_pa
                  "--out", "r.safetensors", cwd=tmp_path)
     if result.returncode == 0:  # it continued the run it claims to be: the checkpoint's lr, not the default
         ok(result)
-        assert dp.load(tmp_path / "r.safetensors").run_config["lr"] == 0.01
-        np.testing.assert_array_equal(dp.load(tmp_path / "r.safetensors").params,
-                                      dp.load(checkpointed / "straight.safetensors").params)
+        assert dp.load(tmp_path / "r.safetensors").network.run_config["lr"] == 0.01
+        np.testing.assert_array_equal(dp.load(tmp_path / "r.safetensors").network.params,
+                                      dp.load(checkpointed / "straight.safetensors").network.params)
     else:
         _refused_untouched(result, tmp_path, before, fragments=("lr",))
 
@@ -813,8 +818,10 @@ def test_resume_with_override_is_accepted_and_recorded(checkpointed, tmp_path):
     ok(cli("train", *_with(RESUME, "--lr", "0.02"), "--epochs", "4", "--checkpoint-dir", "ck", "--resume",
            "--override", "lr", "--out", "r.safetensors", cwd=tmp_path))
     _, metadata = read_model(tmp_path / "r.safetensors")
-    assert "override" in metadata.get("history", ""), "the override is not recorded in the history"
-    assert dp.load(tmp_path / "r.safetensors").run_config["lr"] == 0.02
+    overrides = json.loads(metadata.get("overrides", "[]"))
+    assert [(o["setting"], o["was"], o["now"]) for o in overrides] == [("learning_rate", 0.01, 0.02)], \
+        "the override is not recorded with the run"
+    assert dp.load(tmp_path / "r.safetensors").network.run_config["lr"] == 0.02
 
 
 def test_resume_with_fewer_epochs_than_done_is_refused(checkpointed, tmp_path):
@@ -834,8 +841,8 @@ def test_a_truncated_newest_checkpoint_falls_back_with_a_note(checkpointed, tmp_
     result = ok(cli("train", *loud, "--epochs", "4", "--checkpoint-dir", "ck", "--resume", "--out",
                     "r.safetensors", cwd=tmp_path))
     assert newest.name in result.stderr, "the fallback does not name the corrupt checkpoint\n" + result.stderr
-    np.testing.assert_array_equal(dp.load(tmp_path / "r.safetensors").params,
-                                  dp.load(checkpointed / "straight.safetensors").params)
+    np.testing.assert_array_equal(dp.load(tmp_path / "r.safetensors").network.params,
+                                  dp.load(checkpointed / "straight.safetensors").network.params)
 
 
 def test_divergence_right_after_a_resume_names_the_last_good_checkpoint(checkpointed, tmp_path):
@@ -889,4 +896,4 @@ def test_sigterm_without_a_checkpoint_dir_leaves_one_beside_out_and_says_how_to_
     assert Path(tmp_path, folder).resolve().parent == (tmp_path / "out").resolve() or \
         Path(tmp_path, folder).resolve() == (tmp_path / "out").resolve(), folder
     ok(cli(*argv, "--checkpoint-dir", folder, "--resume", "--out", "out/r.safetensors", cwd=tmp_path))
-    assert dp.load(tmp_path / "out" / "r.safetensors").n_in == 3
+    assert dp.load(tmp_path / "out" / "r.safetensors").network.n_in == 3

@@ -360,7 +360,7 @@ def test_mpiexec_deltaprop_train_matches_one_process(mpiexec, tmp_path):
     # rank 0 alone prints the test result and writes the model
     assert one.stdout.count("test (test split") == 1, one.stdout
     assert two.stdout.count("test (test split") == 1, two.stdout
-    a, b = dp.load(tmp_path / "one.safetensors"), dp.load(tmp_path / "two.safetensors")
+    a, b = dp.load(tmp_path / "one.safetensors").network, dp.load(tmp_path / "two.safetensors").network
     assert b.classes == ["no", "yes"]
     assert np.max(np.abs(a.params - b.params)) / np.max(np.abs(a.params)) < TOLERANCE["float32"]
 

@@ -145,6 +145,7 @@ GOOD = {
                           "loss_curve": [1.0, 0.5], "validation_scores": None, "validation_loss_curve": None,
                           "mode": "multiclass", "classes_dtype": "str", "multilabel_dtype": None},
     "data_contract": {"version": 1, "schema": {"columns": []}, "target": None, "na_values": []},
+    "overrides": [{"setting": "learning_rate", "was": 0.01, "now": 0.02, "epoch": 4, "step": 15}],
 }
 
 

@@ -223,10 +223,20 @@ class JSONLogger(Callback):
     "now", "epoch", "step"}}`` before the row of the epoch it starts. A
     FIFO or character device (no file to replace) gets each new line
     appended instead.
+
+    Parameters
+    ----------
+    path : str or path-like
+    append : bool, default True
+        False: a fresh run's lines replace what the file held (Keras'
+        ``CSVLogger(append=False)``), at its first epoch's end, so a run that
+        fails before then leaves the old file as it was. A resumed run
+        always keeps the lines before its checkpoint.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, append=True):
         self.path = os.fspath(path)
+        self.append = bool(append)
         self._kept = []
         self._stream = False
 
@@ -247,6 +257,8 @@ class JSONLogger(Callback):
         except (OSError, UnicodeDecodeError):
             return  # unreadable: replaced by this run's log
         rows = getattr(getattr(run, "history", None), "rows", None)
+        if not rows and not self.append:
+            return  # a fresh run that replaces the log
         cut = len(lines)
         if rows:  # resumed: this run's earlier lines start at the last row of its first epoch
             first = rows[0].get("epoch")

@@ -532,15 +532,18 @@ def _check_settings(path, run, info, overrides):
     ours = run.resume_settings()
     theirs, their_run_settings = _saved_settings(info)
     our_run_settings = run.settings.get("run_settings") or {}
-    for key, value in their_run_settings.items():
-        if key in our_run_settings:  # compared when both runs name it
-            theirs.setdefault(key, value)
+    callers = {key: value for key, value in their_run_settings.items()
+               if key in our_run_settings and key not in theirs}  # compared when both runs name it
+    # The caller's settings first: a different scaling is named as the cause, before the data it changes.
+    theirs = {**callers, **{k: v for k, v in theirs.items() if k not in ("data", "validation_data")},
+              **{k: v for k, v in theirs.items() if k in ("data", "validation_data")}}
     used = []
     for key, was in theirs.items():
         now = ours.get(key)
         if was == now:
             continue
-        if key not in overrides:
+        implied = key in ("data", "validation_data") and any(name in callers for name, _, _ in used)
+        if key not in overrides and not implied:  # an overridden caller setting may change the data it prepares
             raise InvalidArgumentError(
                 f"cannot resume {_stem(path)}: {_difference(key, was, now)}; pass the same value, or override "
                 f"it with resume_overrides=[{key!r}] (--override {key})"

@@ -166,6 +166,21 @@ def save(network, path, preprocessing=None, classes=None, config=None, extra=Non
     write_file(path, tensors, metadata)
 
 
+def _check_magnitude(path, net):
+    """Refuse parameters so large that a forward pass would overflow the network's dtype.
+
+    A product ``W a`` of a weight above ``sqrt(max)`` (1.8e19 in float32) with an
+    input or activation above 1 can overflow; no trained network comes near it,
+    so such a file is refused when it is loaded, not when its predictions are
+    printed.
+    """
+    limit = float(np.sqrt(np.finfo(net.dtype).max))
+    largest = float(np.max(np.abs(net.params))) if net.params.size else 0.0
+    if largest > limit:
+        raise ModelFileError(f"{path}: a parameter of magnitude {largest:.3g} would overflow {net.dtype.name} in use "
+                             f"(the largest accepted is {limit:.3g}); the file is corrupt or not a trained model")
+
+
 def _format_version(version):
     if version not in (1, 2):
         raise InvalidArgumentError(f"format_version must be 1 or 2, got {describe(version)}")
@@ -221,6 +236,7 @@ def load(path):
     net = build_network(path, arch)
     for name, target in network_tensors(net).items():
         np.copyto(target, tensors[name])
+    _check_magnitude(path, net)
     net.preprocessing = None if pconfig is None else (pconfig, parrays)
     net.classes = classes
     net.run_config = run_config

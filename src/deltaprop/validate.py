@@ -522,6 +522,7 @@ MODEL_METADATA = {
     "history": HISTORY, "test": TEST_SCORES, "sklearn_estimator": ESTIMATOR_RECORD,
     # bounded here; every field is then checked by deltaprop.tabular.DataContract.from_state
     "data_contract": Json(max_depth=6, max_items=3_000_000, max_str=10_000, top="object"),
+    "overrides": Json(max_depth=3, max_items=100_000, max_str=10_000, top="list"),
 }
 #: metadata key -> the most characters its JSON text may have (the rest: the header's own bound)
 MAX_TEXT = {"config": 2**20, "architecture": 2**20, "preprocessing": 2**20, "library_version": 1000,

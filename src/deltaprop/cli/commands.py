@@ -1,5 +1,6 @@
 """The commands that read a model file (evaluate, predict, info) and gradcheck."""
 
+import contextlib
 import csv
 import json
 import os
@@ -12,6 +13,7 @@ from .. import activations, losses
 from .. import report as report_mod
 from .._version import __version__
 from ..atomic import atomic_write
+from ..checks import input_file
 from ..data import load_builtin, load_features
 from ..errors import DataError, DeltapropError
 from ..gradcheck import gradcheck
@@ -39,20 +41,25 @@ def cmd_evaluate(args):
     """``deltaprop evaluate``: loss and metrics (and for classes, the confusion matrix and per-class table)."""
     model = open_model(args.model)
     _check_paths(args, {})
-    features, y, where = _evaluation_data(args, model)
     report = model.contract.new_report()
-    scores, pred, codes = score_table(model, features, report=report, y=y)
+    with _once(args.data) as data:
+        features, y, where = _evaluation_data(args, model, data)
+        if data != args.data:  # a pipe read through a temporary copy: name it as the user did
+            where = os.path.basename(args.data)
+        scores, pred, codes = score_table(model, features, report=report, y=y)
     _notes(report)
-    result = {"model": args.model, "data": where, **scores}
+    matrix = None
     if model.task == "classification":
         matrix = report_mod.confusion_matrix(codes, pred, len(model.classes))
-        stats = report_mod.per_class(matrix)
-        result["confusion_matrix"] = matrix.tolist()
-        result["classes"] = model.classes
-        result["per_class"] = {key: [None if np.isnan(v) else float(v) for v in stats[key]]
-                               for key in ("precision", "recall", "f1")}
-        result["per_class"]["support"] = stats["support"].tolist()
-    if args.json:
+    if args.json:  # complete, however many classes: the terminal gets a summary instead
+        result = {"model": args.model, "data": where, **scores}
+        if matrix is not None:
+            stats = report_mod.per_class(matrix)
+            result["confusion_matrix"] = matrix.tolist()
+            result["classes"] = model.classes
+            result["per_class"] = {key: [None if np.isnan(v) else float(v) for v in stats[key]]
+                                   for key in ("precision", "recall", "f1")}
+            result["per_class"]["support"] = stats["support"].tolist()
         print(json.dumps(result, indent=2))
         return 0
     print(f"model: {printable(args.model, 200)}")
@@ -86,7 +93,17 @@ def _check_paths(args, outputs):
     check_outputs(inputs, outputs)
 
 
-def _evaluation_data(args, model):
+@contextlib.contextmanager
+def _once(path):
+    """``--data`` as a path to read: a pipe is copied once into a temporary file (never sniffed twice)."""
+    if path is None or path == "-" or not os.path.exists(path) or os.path.isfile(path) or os.path.isdir(path):
+        yield path
+        return
+    with input_file(path, "data file") as real:
+        yield real
+
+
+def _evaluation_data(args, model, data):
     """What ``evaluate`` scores: ``(features, y, where)``.
 
     ``features`` is a raw table (or array) of the features, ``y`` the raw
@@ -97,12 +114,12 @@ def _evaluation_data(args, model):
     never opened.
     """
     target = None if args.target is None else OPTIONS_BY_KEY["target"].parse(args.target, "--target")
-    if args.data is not None:
-        if args.data != "-" and is_table_source(args.data):
+    if data is not None:
+        if data != "-" and is_table_source(data):
             if args.labels is not None:
                 raise ConfigError("--labels goes with NPY or IDX features; a table holds its target column")
-            return _table_with_target(args.data, model, target)
-        ds = load_dataset(args.data, args.labels, target)
+            return _table_with_target(data, model, target)
+        ds = load_dataset(data, args.labels, target)
         return ds.X, np.asarray(ds.y), ds.name
     cfg = model.config
     stored = cfg.get("data")
@@ -118,7 +135,9 @@ def _evaluation_data(args, model):
 def _table_with_target(path, model, target):
     """A table file's feature table and target values; rows with a missing target are dropped (with a note)."""
     table = model.contract.read(path)
-    name = model.target_name if target is None else (table.names[target] if isinstance(target, int) else target)
+    if target is None:
+        target = model.target_name if model.target_stored else -1  # a network alone: the last column
+    name = table.names[target] if isinstance(target, int) else target
     if name not in table.columns:
         raise DataError(f"{path}: no column {name!r}, the target the model was trained to predict; the columns "
                         f"are {table.names[:20]} (name the target column of this file with --target)")
@@ -171,7 +190,8 @@ def cmd_predict(args):
         if act not in ("softmax", "sigmoid"):
             raise ConfigError(f"--proba needs a softmax or sigmoid output; this model's output is {act}")
     report = model.contract.new_report()
-    P = _prediction_outputs(args.data, model, target, report)
+    with _once(args.data) as data:
+        P = _prediction_outputs(data, model, target, report)
     _notes(report)
     if args.out:
         with atomic_write(args.out, "w", encoding="utf-8", newline="") as out:

@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from .. import losses
+from ..checks import input_file
 from ..data import Labels, Scaler, detect_format, infer_task
 from ..errors import DataError, DeltapropError
 from ..tabular import DataContract, Target, drop_missing_targets, numeric_contract, read_table
@@ -81,7 +82,17 @@ def _output_head(cfg, task, n_classes, n_targets):
 
 
 def prepare(cfg, dtype, scratch=None, max_validation=None, say=print):
-    """The run's :class:`Prepared` data (see the module's docstring)."""
+    """The run's :class:`Prepared` data (see the module's docstring).
+
+    A pipe (``--data <(...)``) is copied once into a temporary file (bounded
+    by the data cap), whose format is then recognised like any file's.
+    """
+    path = cfg["data"]
+    if path is not None and os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        with input_file(path, "data file") as real:
+            data = prepare({**cfg, "data": real}, dtype, scratch, max_validation, say)
+        data.name = os.path.basename(path)
+        return data
     if cfg["data"] is not None and is_table_source(cfg["data"]):
         return _prepare_table(cfg, dtype, say)
     for key in ("features", "drop", "categorical", "na_values"):

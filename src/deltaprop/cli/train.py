@@ -14,6 +14,7 @@ when this one fails; no module keeps it.
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -23,8 +24,9 @@ import numpy as np
 
 from .. import batches, distributed, optimizers, schedules
 from .. import activations, losses
+from ..callbacks import JSONLogger
 from ..checkpoint import latest_checkpoint
-from ..errors import DataError, DeltapropError, SaveError
+from ..errors import DataError, DeltapropError, InvalidArgumentError, SaveError
 from ..model import Network
 from ..plotting import MissingMatplotlib, plot_history
 from ..tabular import TabularModel
@@ -350,19 +352,39 @@ def _metric(task):
 
 def _fit(net, cfg, data, optimizer, schedule, comm):
     """Train ``net`` on the prepared data as the options say; returns the History."""
-    if cfg["log"] is not None and not cfg["resume"] and (comm is None or comm.is_root):
-        with open(cfg["log"], "w", encoding="utf-8"):
-            pass  # a fresh run starts a fresh log; a resumed one appends
+    # A fresh run replaces the log at its first epoch's end (a run that fails earlier leaves the old log);
+    # a resumed one keeps the lines before its checkpoint.
+    logger = None if cfg["log"] is None else JSONLogger(cfg["log"], append=bool(cfg["resume"]))
     patience = cfg["early_stopping"]
     early = None
     if patience:
         early = {"monitor": "val_loss" if data.validation is not None else "loss", "patience": patience}
+    try:
+        return _fit_network(net, cfg, data, optimizer, schedule, comm, logger, early)
+    except InvalidArgumentError as exc:
+        if not str(exc).startswith("cannot resume"):
+            raise
+        raise InvalidArgumentError(_in_cli_terms(str(exc))) from None
+
+
+def _in_cli_terms(text):
+    """A resume refusal in the command line's words: ``lr (--lr) was ...; ... --override lr``."""
+    found = re.search(r"resume_overrides=\['([^']+)'\] \(--override [^)]+\)", text)
+    if not found:
+        return text
+    name = found.group(1)
+    flag = {value: key for key, value in _LIBRARY_NAMES.items()}.get(name, name)
+    text = text.replace(found.group(0), f"--override {flag}")
+    return text.replace(f"{name} was", f"{flag} (--{flag.replace('_', '-')}) was", 1)
+
+
+def _fit_network(net, cfg, data, optimizer, schedule, comm, logger, early):
     return net.fit(
         data.X_train, data.t_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=optimizer,
         schedule=schedule, validation_data=data.validation, metrics=[_metric(data.task)], early_stopping=early,
         checkpoint_dir=cfg["checkpoint_dir"], checkpoint_every=cfg["checkpoint_every"],
         keep_checkpoints=cfg["keep_checkpoints"], resume_from=cfg["checkpoint_dir"] if cfg["resume"] else None,
-        verbose=0 if cfg["quiet"] else 1, log_path=cfg["log"], comm=comm,
+        verbose=0 if cfg["quiet"] else 1, callbacks=None if logger is None else [logger], comm=comm,
         run_settings={key: cfg[key] for key in _RUN_SETTINGS},
         resume_overrides=[_LIBRARY_NAMES.get(key, key) for key in cfg["override"] or ()] or None,
         interrupt_checkpoint=None if cfg["checkpoint_dir"] else interrupt_folder(cfg["out"]),
@@ -405,7 +427,8 @@ def _save(net, cfg, data, history, scores, opt_cfg, schedule_params):
             stored[key] = opt_cfg[key]
     if stored.get("weight_decay") == 0.0 and cfg["weight_decay"] is None and cfg["l2"] is None:
         stored["weight_decay"] = None
-    model = TabularModel(net, data.contract, config=stored, history=history.to_list(), test=scores)
+    model = TabularModel(net, data.contract, config=stored, history=history.to_list(), test=scores,
+                         overrides=getattr(history, "overrides", None))
     model.save(cfg["out"])
 
 

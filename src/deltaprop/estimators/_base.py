@@ -22,7 +22,7 @@ from .. import optimizers as _optimizers
 from .. import schedules as _schedules
 from .. import training
 from ..checks import check_bool, check_dtype, check_number, check_positive_int
-from ..errors import InvalidArgumentError, InvalidTypeError, ModelFileError, describe
+from ..errors import DeltapropError, InvalidArgumentError, InvalidTypeError, ModelFileError, describe
 from ..model import Network
 from . import _files
 from . import _inputs as inputs
@@ -546,7 +546,14 @@ class _DeltapropMLP(BaseEstimator):
             other estimator class, or has a malformed estimator record.
         """
         estimator, network, record, curves = _files.load(cls, path)
-        estimator._restore_fitted(os.fspath(path), network, record, curves)
+        try:
+            estimator._restore_fitted(os.fspath(path), network, record, curves)
+        except DeltapropError:
+            raise
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
+            # a record that passed the metadata validator yet cannot rebuild the estimator: the file's fault
+            raise ModelFileError(f"{os.fspath(path)}: the estimator record is invalid: {type(exc).__name__}: "
+                                 f"{exc}") from None
         return estimator
 
     def _restore_fitted(self, path, network, record, curves):

@@ -192,9 +192,11 @@ def _build_estimator(cls, path, record):
     if unknown:
         raise ModelFileError(f"{path}: unknown estimator parameters {sorted(unknown)}")
     try:
-        return cls(**{k: from_json(v) for k, v in params.items()})
-    except TypeError as exc:
+        estimator = cls(**{k: from_json(v) for k, v in params.items()})
+        estimator._check_params()  # what fit would refuse, refused when the file is loaded
+    except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: malformed estimator parameters ({exc})") from None
+    return estimator
 
 
 def _curve(path, record, key, allow_none):

@@ -54,7 +54,8 @@ def load_model(path, as_tabular=False):
         try:
             contract = DataContract.from_state(state)
             model = TabularModel(net, contract, config=net.run_config, history=_json(path, meta, "history", list),
-                                 test=_json(path, meta, "test", dict))
+                                 test=_json(path, meta, "test", dict),
+                                 overrides=_json(path, meta, "overrides", list))
         except DeltapropError as exc:
             raise ModelFileError(f"{path}: the data contract is invalid: {exc}") from None
         _check_classes(path, model, net)
@@ -63,13 +64,15 @@ def load_model(path, as_tabular=False):
     legacy = _legacy_contract(path, net)
     if legacy is None and not as_tabular:
         return net
-    if legacy is None:
+    bare = legacy is None
+    if bare:
         legacy = numeric_contract(None, None, net.n_in, "prediction", _task_of(net), _classes_of(net), None)
     try:
         model = TabularModel(net, legacy, config=net.run_config, history=_json(path, meta, "history", list),
                              test=_json(path, meta, "test", dict))
     except DeltapropError as exc:
         raise ModelFileError(f"{path}: its preprocessing metadata does not fit the network: {exc}") from None
+    model.target_stored = not bare  # a network alone names no target: a data file's last column is taken
     model.written_by = _json(path, meta, "library_version", str)
     return model
 

@@ -58,13 +58,16 @@ class TabularModel:
         missing cells).
     """
 
-    def __init__(self, network, contract, config=None, history=None, test=None):
+    def __init__(self, network, contract, config=None, history=None, test=None, overrides=None):
         self.network = network
         self.contract = contract
         self.config = dict(config or {})
         self.history = list(history or [])
+        self.overrides = list(overrides or [])  # settings changed on resume: {"setting", "was", "now", "epoch"}
         self.test = test
         self.last_report = None
+        self.target_stored = True  # False for a network saved alone: its target has no name
+        self.written_by = None
         if contract.schema.n_inputs != network.n_in:
             raise InvalidArgumentError(f"the data contract has {contract.schema.n_inputs} inputs but the network "
                                        f"has {network.n_in}")
@@ -164,6 +167,8 @@ class TabularModel:
         extra = {CONTRACT_KEY: self.contract.state(), "history": self.history}
         if self.test is not None:
             extra["test"] = self.test
+        if self.overrides:
+            extra["overrides"] = self.overrides
         io.save(self.network, path, classes=self.classes, config=self.config, extra=extra, format_version=2)
 
     def input_names(self):

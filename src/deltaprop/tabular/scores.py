@@ -130,13 +130,18 @@ def score_outputs(task, P, y_true, codes, loss_value, threshold=0.5):
         return out, pred
     y = np.asarray(y_true, dtype=np.float64).reshape(P.shape[0], -1)
     P = P.astype(np.float64)
+    # Squares of values near 1e200 overflow: score in units of the largest magnitude (R² has no unit), then
+    # give RMSE and MAE back in the target's units. Ordinary targets (c = 1) are scored as they are.
+    with np.errstate(over="ignore", invalid="ignore"):
+        c = float(max(np.max(np.abs(y)), np.max(np.abs(P))))
+    c = c if math.isfinite(c) and c > 1e100 else 1.0
     w = np.ones(P.shape[0])
     found = {}
     for metric in (metrics.R2(), metrics.MeanSquaredError(), metrics.MeanAbsoluteError()):
         metric.reset(P.shape[1])
-        metric.update(P, y, w)
+        metric.update(P / c, y / c, w)
         found[metric.name] = metric.result()
-    out.update(r2=found["r2"], rmse=math.sqrt(found["mse"]), mae=found["mae"])
+    out.update(r2=found["r2"], rmse=math.sqrt(found["mse"]) * c, mae=found["mae"] * c)
     return out, None
 
 
