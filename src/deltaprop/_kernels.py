@@ -86,6 +86,31 @@ def backend():
     return _state["resolved"]
 
 
+#: Floating-point operations of a run below which "auto" does not load numba: importing and loading its cached
+#: kernels costs about a second, more than they save on a run this small (the results are the same either way).
+WARM_FLOPS = 1e11
+
+
+def peek():
+    """The kernels if they are chosen already (or asked for by name), else ``None``; never loads numba for "auto".
+
+    The layers and optimizers call this in the hot loop; :func:`warm_for`
+    decides, once per run, whether a run is large enough to load them.
+    """
+    resolved = _state["resolved"]
+    if resolved is not None:
+        return _state["kernels"] if resolved == "numba" else None
+    if _requested() == "numba":
+        return get()
+    return None
+
+
+def warm_for(flops):
+    """Load the kernels (resolving "auto") when a run of ``flops`` operations is worth the start-up."""
+    if _state["resolved"] is None and flops >= WARM_FLOPS:
+        get()
+
+
 def get():
     """The compiled kernels (a namespace), or ``None`` for the NumPy path."""
     resolved = _state["resolved"]

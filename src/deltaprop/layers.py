@@ -149,7 +149,7 @@ class Dense:
             np.matmul(a_prev, self.W.T, out=z)              # Z = A_prev Wᵀ
         else:  # a OneHotMatrix or SparseRows input (deltaprop.sparse): the same product without its zeros
             a_prev.matmul_into(self.W.T, z)
-        kernels = _kernels.get() if training and self._fusable(z) else None
+        kernels = _kernels.peek() if training and self._fusable(z) else None
         if kernels is None:
             z += self.b                                     # Z += b
             a = self.activation.forward(z, self._a[:m])     # A = σ(Z)
@@ -178,7 +178,7 @@ class Dense:
         if self.mask is not None:
             grad *= self.mask                               # dropout's mask (and 1/keep) on the way back
         fusable = self._fusable(grad) and self._fusable(self.z) and grad.shape == self.z.shape
-        kernels = _kernels.get() if fusable else None
+        kernels = _kernels.peek() if fusable else None
         if kernels is None:
             delta = self.activation.backward(self.z, self.a, grad, grad)   # Δ = G ⊙ σ'(Z)
             return self.backward_delta(delta, need_input_grad)

@@ -330,7 +330,7 @@ class Adam(Optimizer):
         b1, b2, t = self.beta1, self.beta2, self.t
         bc1 = 1.0 - b1 ** t
         bc2 = 1.0 - b2 ** t
-        kernels = _kernels.get() if _fusable(p, g, m, v) else None
+        kernels = _kernels.peek() if _fusable(p, g, m, v) else None
         if kernels is not None:
             # One pass computing exactly the passes below (and the flush).
             kernels.adam(p, g, m, v, b1, 1.0 - b1, b2, 1.0 - b2, 1.0 / math.sqrt(bc2), self.eps, lr / bc1,

@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from . import _kernels
 from . import metrics as _metrics
 from . import optimizers as _optimizers
 from . import schedules as _schedules
@@ -327,6 +328,9 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         # Parameters, optimizer state, generator state and position from rank 0:
         # replicas can never start apart.
         comm.sync_run(run)
+    # numba's fused kernels (bit-identical to the NumPy passes) are loaded only for runs that repay their start-up
+    per_sample = getattr(network, "flops_per_sample", None)
+    _kernels.warm_for(float(per_sample() if callable(per_sample) else 0) * batches.n * epochs)
     try:
         return _loop(run, val, val_metrics, shuffle)
     finally:
