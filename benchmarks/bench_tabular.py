@@ -19,8 +19,9 @@ interleaved within the seed (their order rotated from seed to seed):
    the sum of the epochs' ``time`` in the ``--log`` file (``-q`` prints no
    "trained N epochs in X s" line). ``--threads``, ``--log``, ``--drop`` and
    ``--task`` change nothing in what is learnt.
-2. ``estimator``: ``DeltapropClassifier(random_state=S)`` /
-   ``DeltapropRegressor(random_state=S)``, otherwise defaults, fitted on the
+2. ``estimator``: ``DeltapropClassifier(random_state=S, categorical_features=[])`` /
+   ``DeltapropRegressor(...)`` (the empty list sends every DataFrame through the
+   data contract: the MLP pipeline's imputation, scaling and one-hot), otherwise defaults, fitted on the
    raw pandas DataFrame (``pandas.read_csv`` of the file, target column and
    dropped columns taken out); the regressor in
    ``TransformedTargetRegressor(transformer=StandardScaler())``, as the MLP.
@@ -196,13 +197,16 @@ def make_model(kind, table, X, seed):
         common.ensure_src_on_path()
         from deltaprop.estimators import DeltapropClassifier, DeltapropRegressor
 
+        # categorical_features=[] sends every DataFrame through the data contract (imputation, standard scaling,
+        # one-hot), the same preprocessing the MLP's pipeline gets; a numeric DataFrame would otherwise be used
+        # unscaled, as scikit-learn's MLP uses an array.
         if classify:
-            return DeltapropClassifier(random_state=seed)
+            return DeltapropClassifier(random_state=seed, categorical_features=[])
         from sklearn.compose import TransformedTargetRegressor
         from sklearn.preprocessing import StandardScaler
 
         # the same standardised target as the MLP gets below (and deltaprop's command by default)
-        return TransformedTargetRegressor(regressor=DeltapropRegressor(random_state=seed),
+        return TransformedTargetRegressor(regressor=DeltapropRegressor(random_state=seed, categorical_features=[]),
                                           transformer=StandardScaler())
     if kind == "HGB":
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor

@@ -610,12 +610,12 @@ def test_fuzz_model_and_checkpoint_files(seeds, tmp_path):
 def test_fuzz_through_the_command_line_and_the_estimators(seeds, tmp_path):
     """A small run of the campaign's command-line and estimator part (``make fuzz`` runs it at scale)."""
     targets = ("cli-classifier", "cli-regressor", "estimator-classifier", "estimator-regressor")
-    stats, failures = run_fuzz(seeds, tmp_path, cases=600, seed=1, cli_every=10, targets=targets)
+    stats, failures = run_fuzz(seeds, tmp_path, cases=300, seed=1, cli_every=40, targets=targets)
     report = "\n".join(f"{t} case {i} ({label}): {what}" for t, i, label, what, _ in failures[:20])
     assert not failures, f"{len(failures)} cases failed:\n{report}\n{summary(stats)}"
     for target in targets:
         faces = {face: sum(c for (t, f, _), c in stats.items() if t == target and f == face)
                  for face in ("cli", "estimators")}
-        assert faces["cli"] >= 60 and faces["estimators"] >= 60, summary(stats)
+        assert faces["cli"] >= 20 and faces["estimators"] >= 20, summary(stats)
         loaded = sum(c for (t, f, o), c in stats.items() if t == target and o == "ok" and f not in faces)
         assert loaded > 10, summary(stats)

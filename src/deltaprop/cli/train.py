@@ -255,7 +255,7 @@ def _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm=None):
         unused = data.contract.schema.unused_inputs()
         if len(unused):
             net.layers[0].W[:, unused] = 0  # an unseen category adds nothing (no training row sets these)
-        _announce(say, cfg, data, net, optimizer, bool(streamed))
+        _announce(say, cfg, data, net, optimizer, bool(streamed), comm)
         t_fit = time.perf_counter()
         history = _fit(net, cfg, data, optimizer, schedule, comm)
         fit_seconds = time.perf_counter() - t_fit
@@ -308,7 +308,7 @@ def _scratch_folder(cfg, streamed):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _announce(say, cfg, data, net, optimizer, streamed):
+def _announce(say, cfg, data, net, optimizer, streamed, comm=None):
     """What a person reads before the progress bars: notes on the data, the data and its split, the network."""
     for note in data.notes:
         say(f"{PROG}: note: {note}")
@@ -326,7 +326,10 @@ def _announce(say, cfg, data, net, optimizer, streamed):
     opt_cfg = optimizer.get_config()
     say(f"network: {_describe_network(net)}, {net.n_params} parameters, {net.dtype.name}; "
         f"{opt_cfg['name']} lr={opt_cfg['learning_rate']:g}, {cfg['schedule']} schedule, "
-        f"{cfg['epochs']} epochs of {cfg['batch_size']}" + (", streamed from scratch files" if streamed else ""))
+        f"{_count(cfg['epochs'], 'epoch')} of {cfg['batch_size']}" + (", streamed from scratch files" if streamed else ""))
+    if comm is not None and comm.size > 1:
+        say(f"data-parallel over {comm.size} MPI ranks: each step splits the batch of {cfg['batch_size']} between "
+            f"them and sums their gradients, so the run trains the model one process would")
 
 
 def _count(n, word):

@@ -110,10 +110,12 @@ class TransformReport:
             out.append(f"ignored {plural(len(self.extra), 'column')} the model does not use: {name_list(self.extra)}")
         for name, count in self.unseen.items():
             examples = ", ".join(repr(v) for v in self.unseen_examples.get(name, []))
-            how = ("like the rare training categories (the 'other' slot)" if name in self._as_rare
-                   else "as none of the trained categories")
-            out.append(f"{plural(count, 'row')} of {name!r} held a category never seen in training "
-                       f"(e.g. {examples}); treated {how}")
+            if name in self._as_rare:  # the column pooled rare categories: these are rare ones, or new ones
+                out.append(f"{plural(count, 'row')} of {name!r} held a category too rare in training to be kept, or "
+                           f"never seen (e.g. {examples}); treated like the rare ones (the 'other' slot)")
+            else:
+                out.append(f"{plural(count, 'row')} of {name!r} held a category never seen in training "
+                           f"(e.g. {examples}); treated as none of the trained categories")
         for name, count in self.missing.items():
             out.append(f"{plural(count, 'missing value')} in {name!r}, which had none in training, "
                        f"{self._filled.get(name, 'filled in as in training')}")
