@@ -26,13 +26,13 @@ The specs of deltaprop's model files are the module's constants
 applies all of them to a file's metadata map (:data:`MODEL_METADATA`).
 """
 
-import json
 import math
 import re
 
 import numpy as np
 
 from .errors import InvalidArgumentError, ModelFileError, describe
+from .tensorfile import loads
 
 __all__ = [
     "Spec", "Str", "Int", "Float", "Bool", "Null", "Any_of", "List", "Dict", "Json",
@@ -423,15 +423,6 @@ def json_depth(text):
     return deepest
 
 
-def _no_duplicates(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def parse_json(text, where="value", max_depth=MAX_JSON_DEPTH):
     """Parse JSON text bounded in nesting depth; every failure is an InvalidArgumentError naming ``where``."""
     if not isinstance(text, str):
@@ -440,9 +431,7 @@ def parse_json(text, where="value", max_depth=MAX_JSON_DEPTH):
     if depth > max_depth:
         _fail(where, f"nested {depth} levels deep (at most {max_depth})")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
-    except RecursionError:  # cannot happen below max_depth; kept as a guard
-        _fail(where, "nested too deeply")
+        return loads(text)  # the codec's parser: duplicate keys refused, RecursionError a ValueError
     except ValueError as exc:  # syntax, duplicate keys, an integer of more than 4300 digits
         _fail(where, f"not valid JSON ({' '.join(str(exc).split())[:200]})")
 

@@ -326,7 +326,8 @@ def _announce(say, cfg, data, net, optimizer, streamed, comm=None):
     opt_cfg = optimizer.get_config()
     say(f"network: {_describe_network(net)}, {net.n_params} parameters, {net.dtype.name}; "
         f"{opt_cfg['name']} lr={opt_cfg['learning_rate']:g}, {cfg['schedule']} schedule, "
-        f"{_count(cfg['epochs'], 'epoch')} of {cfg['batch_size']}" + (", streamed from scratch files" if streamed else ""))
+        f"{_count(cfg['epochs'], 'epoch')} of {cfg['batch_size']}"
+        + (", streamed from scratch files" if streamed else ""))
     if comm is not None and comm.size > 1:
         say(f"data-parallel over {comm.size} MPI ranks: each step splits the batch of {cfg['batch_size']} between "
             f"them and sums their gradients, so the run trains the model one process would")
