@@ -243,7 +243,7 @@ def _write_predictions(writer, model, P, proba):
             raise DataError("the model's predictions overflow (infinite or NaN values); the model or the inputs "
                             "are out of the range it can handle")
         writer.writerow([name] if P.shape[1] == 1 else [f"{name}_{j}" for j in range(P.shape[1])])
-        digits = 9 if model.network.dtype.itemsize == 4 else 17
+        digits = 9 if P.dtype.itemsize == 4 else 17  # enough to read back the very value (float32 or float64)
         writer.writerows([[f"{v:.{digits}g}" for v in row] for row in P.tolist()])
 
 
