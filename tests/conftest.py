@@ -366,3 +366,11 @@ def central_difference(net, X, y, h=1e-6, sample_weight=None):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """Small matrices: one BLAS thread is faster, and steady on a shared machine (``pytestmark = usefixtures``)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=1):
+        yield

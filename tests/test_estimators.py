@@ -39,12 +39,7 @@ from deltaprop.estimators import DeltapropClassifier, DeltapropRegressor, expect
 ALL_EPOCHS = dict(tol=0.0, n_iter_no_change=10**6)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    """Small matrices: one BLAS thread is faster, and steady on a shared machine."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    with threadpoolctl.threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

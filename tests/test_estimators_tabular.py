@@ -29,11 +29,7 @@ sp = pytest.importorskip("scipy.sparse")
 ALL_EPOCHS = dict(tol=0.0, n_iter_no_change=10**6)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    with threadpoolctl.threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
