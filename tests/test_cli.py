@@ -188,6 +188,9 @@ def test_evaluate_defaults_to_the_held_out_test_split_of_a_built_in_set(tmp_path
     assert accuracy_in(result.stdout) == accuracy_in(train_result.stdout)
     assert "test split" in result.stdout and ", 38 samples" in result.stdout  # ceil(0.25 * 150)
     assert "confusion matrix" in result.stdout and "precision" in result.stdout and "recall" in result.stdout
+    # the data contract scales as training scaled: the very loss training measured on these rows
+    evaluated = json.loads(ok(run("evaluate", "model.safetensors", "--json", cwd=tmp_path)).stdout)
+    assert evaluated["loss"] == dp.load(tmp_path / "model.safetensors").test["loss"]
 
 
 def test_evaluate_any_file_uses_the_stored_target(trained):

@@ -202,9 +202,11 @@ class Scaler:
                 if identity:
                     target[...] = block
                 else:
-                    # float64 arithmetic (offset and scale are float64), each step rounded into out's dtype.
-                    np.subtract(block, offset, out=target, casting="same_kind")
-                    np.divide(target, scale, out=target, casting="same_kind")
+                    # (x - offset) / scale in float64, rounded once into out's dtype: the very numbers the data
+                    # contract (deltaprop.tabular.Schema.transform) gives the model at prediction time
+                    z = np.subtract(block, offset, dtype=np.float64)
+                    np.divide(z, scale, out=z)
+                    target[...] = z
             if target.dtype.kind == "f" and not np.isfinite(target).all():
                 self._overflow(block, target, dtype)
         return out
