@@ -15,12 +15,14 @@ from .._version import __version__
 from ..atomic import atomic_write
 from ..checks import input_file
 from ..data import load_builtin, load_features
-from ..errors import DataError, DeltapropError
+from ..errors import DataError, DeltapropError, InvalidArgumentError
 from ..gradcheck import gradcheck
 from ..io import MODEL_FORMAT, MODEL_FORMAT_VERSION
 from ..model import Network
 from ..report import printable
 from ..tabular import drop_missing_targets
+from ..tabular.model import probabilities
+from ..tabular.schema import plural
 from ..tabular.scores import format_scores, score_table
 from . import config as C
 from .common import PROG, UsageError, is_builtin, load_dataset, parse_arg, split_rows
@@ -63,7 +65,7 @@ def cmd_evaluate(args):
         print(json.dumps(result, indent=2))
         return 0
     print(f"model: {printable(args.model, 200)}")
-    print(f"data: {printable(where, 200)}, {_count(scores['samples'], 'sample')}")
+    print(f"data: {printable(where, 200)}, {plural(scores['samples'], 'sample')}")
     scaled = model.task == "regression" and model.target.scaled
     print(f"loss ({model.network.loss.name}{', standardised targets' if scaled else ''}): {scores['loss']:.4f}")
     for key, label in (("accuracy", "accuracy"), ("r2", "R²"), ("rmse", "RMSE"), ("mae", "MAE")):
@@ -76,10 +78,6 @@ def cmd_evaluate(args):
         print("\nper-class precision and recall")
         print(report_mod.format_per_class(matrix, names))
     return 0
-
-
-def _count(n, word):
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _notes(report):
@@ -143,7 +141,7 @@ def _table_with_target(path, model, target):
                         f"are {table.names[:20]} (name the target column of this file with --target)")
     table, dropped = drop_missing_targets(table, name)
     if dropped:
-        print(f"{PROG}: note: dropped {_count(dropped, 'row')} whose target {name!r} is missing", file=sys.stderr)
+        print(f"{PROG}: note: dropped {plural(dropped, 'row')} whose target {name!r} is missing", file=sys.stderr)
     return table.without(name), table.columns[name], os.path.basename(path)
 
 
@@ -184,11 +182,10 @@ def cmd_predict(args):
     _check_paths(args, {"--out": args.out})
     target = None if args.target is None else OPTIONS_BY_KEY["target"].parse(args.target, "--target")
     if args.proba:
-        if model.task != "classification":
-            raise ConfigError("--proba gives class probabilities; this model is a regression model")
-        act = model.network.layers[-1].activation.name
-        if act not in ("softmax", "sigmoid"):
-            raise ConfigError(f"--proba needs a softmax or sigmoid output; this model's output is {act}")
+        try:
+            model.check_proba()
+        except InvalidArgumentError as exc:
+            raise ConfigError(f"--proba: {exc}") from None
     report = model.contract.new_report()
     with _once(args.data) as data:
         P = _prediction_outputs(data, model, target, report)
@@ -231,7 +228,7 @@ def _write_predictions(writer, model, P, proba):
     """CSV rows for outputs ``P`` (n, n_out): labels, probabilities or values, after a header row."""
     name = model.target_name or "prediction"
     if model.task == "classification" and proba:
-        probs = np.concatenate([1 - P, P], axis=1) if P.shape[1] == 1 else P
+        probs = probabilities(P)
         writer.writerow([str(c) for c in model.classes])
         writer.writerows([[f"{v:.6g}" for v in row] for row in probs.tolist()])
     elif model.task == "classification":
@@ -318,7 +315,7 @@ def _print_info(model, info):
         print(f"  ... and {len(columns) - 100} more (deltaprop info --json lists them all)")
     if info["test"]:
         print(f"test result when trained: {format_scores(info['test'])} "
-              f"({_count(info['test'].get('samples', 0), 'sample')})")
+              f"({plural(info['test'].get('samples', 0), 'sample')})")
     if not cfg:
         print("training configuration: none stored")
         return

@@ -30,6 +30,7 @@ from ..errors import DataError, DeltapropError, InvalidArgumentError, SaveError
 from ..model import Network
 from ..plotting import MissingMatplotlib, plot_history
 from ..tabular import TabularModel
+from ..tabular.schema import plural
 from ..tabular.scores import format_scores, score_encoded
 from . import config as C
 from .common import PROG, Messenger, thread_limit
@@ -314,28 +315,23 @@ def _announce(say, cfg, data, net, optimizer, streamed, comm=None):
         say(f"{PROG}: note: {note}")
     n_train, n_val, n_test = data.split_sizes
     what = f"{data.n_classes} classes" if data.task == "classification" else \
-        f"regression of {_count(data.n_targets, 'target')}"
+        f"regression of {plural(data.n_targets, 'target')}"
     inputs = data.contract.schema.n_inputs
-    columns = _count(data.n_columns, "feature")
+    columns = plural(data.n_columns, "feature")
     if inputs != data.n_columns:
-        columns += f" -> {_count(inputs, 'input')}"
-    say(f"data: {data.name} ({_count(data.n_samples, 'sample')}, {columns}, {what}): {n_train} training, "
+        columns += f" -> {plural(inputs, 'input')}"
+    say(f"data: {data.name} ({plural(data.n_samples, 'sample')}, {columns}, {what}): {n_train} training, "
         f"{n_val} validation, {n_test} test" + (" (the official test set)" if data.official_test else ""))
     if data.test is not None and 0 < n_test < 30:
-        say(f"{PROG}: note: the test score will rest on {_count(n_test, 'row')} alone; read it as a rough guide")
+        say(f"{PROG}: note: the test score will rest on {plural(n_test, 'row')} alone; read it as a rough guide")
     opt_cfg = optimizer.get_config()
     say(f"network: {_describe_network(net)}, {net.n_params} parameters, {net.dtype.name}; "
         f"{opt_cfg['name']} lr={opt_cfg['learning_rate']:g}, {cfg['schedule']} schedule, "
-        f"{_count(cfg['epochs'], 'epoch')} of {cfg['batch_size']}"
+        f"{plural(cfg['epochs'], 'epoch')} of {cfg['batch_size']}"
         + (", streamed from scratch files" if streamed else ""))
     if comm is not None and comm.size > 1:
         say(f"data-parallel over {comm.size} MPI ranks: each step splits the batch of {cfg['batch_size']} between "
             f"them and sums their gradients, so the run trains the model one process would")
-
-
-def _count(n, word):
-    """``1 sample``, ``2 samples``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _describe_network(net):
@@ -444,7 +440,7 @@ def _report(net, cfg, explicit, data, history, scores, opt_cfg):
     metric = _metric(data.task)
     if scores is not None:
         where = "official test set" if data.official_test else "test split"
-        print(f"test ({where}, {_count(scores['samples'], 'sample')}): {format_scores(scores)}", flush=True)
+        print(f"test ({where}, {plural(scores['samples'], 'sample')}): {format_scores(scores)}", flush=True)
     if cfg["plot"] is None:
         return False
     score_text = ""

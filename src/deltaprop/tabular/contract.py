@@ -27,15 +27,10 @@ from ..sparse import OneHotMatrix
 from .schema import Schema, Target, TransformReport
 from .table import read_table
 
-__all__ = ["DataContract", "drop_missing_targets", "take_rows"]
+__all__ = ["DataContract", "drop_missing_targets"]
 
 #: Version of the contract's record in a model file.
 CONTRACT_VERSION = 1
-
-
-def take_rows(table, rows):
-    """A table of the rows ``rows`` (int array) of ``table``; the names, kinds and notes are shared."""
-    return table.take(rows)
 
 
 def drop_missing_targets(table, target_name):
@@ -151,10 +146,6 @@ class DataContract:
         schema = Schema.from_state(state.get("schema"))
         target = None if state.get("target") is None else Target.from_state(state["target"])
         return cls(schema, target, na)
-
-    def describe_columns(self):
-        """One line per feature column for a person (``info``)."""
-        return self.schema.describe()
 
 
 def _listing(names, limit=20):

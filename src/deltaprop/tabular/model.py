@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import io, metrics
 from ..errors import InvalidArgumentError
-from .contract import DataContract
+from .scores import network_outputs, score_table
 
 __all__ = ["TabularModel", "CHUNK_ROWS"]
 
@@ -108,12 +108,7 @@ class TabularModel:
         """
         table = raw if _is_table(raw) else self.contract.read(raw)
         report = self.contract.new_report() if report is None else report
-        net = self.network
-        out = np.empty((table.n_rows, net.n_out), dtype=net.dtype)
-        for start in range(0, table.n_rows, CHUNK_ROWS):
-            rows = np.arange(start, min(start + CHUNK_ROWS, table.n_rows))
-            X = self.contract.inputs(table, net.dtype, rows=rows, report=report)
-            out[start:start + len(rows)] = net.predict(X)
+        out = network_outputs(self, table, report, CHUNK_ROWS)
         self.last_report = report
         if self.task == "regression":
             return self.target.decode(out)
@@ -121,14 +116,18 @@ class TabularModel:
 
     def predict_proba(self, raw):
         """Class probabilities, shape (n_rows, n_classes) (two columns for one sigmoid output)."""
+        self.check_proba()
+        return probabilities(self.outputs(raw))
+
+    def check_proba(self):
+        """Refuse probabilities from a regression model or an output that is not softmax or sigmoid."""
         if self.task != "classification":
-            raise InvalidArgumentError("predict_proba gives class probabilities; this model is a regression model")
+            raise InvalidArgumentError("class probabilities need a classification model; this one is a regression "
+                                       "model")
         act = self.network.layers[-1].activation.name
         if act not in ("softmax", "sigmoid"):
-            raise InvalidArgumentError(f"predict_proba needs a softmax or sigmoid output; this model's output is "
-                                       f"{act}")
-        P = self.outputs(raw)
-        return np.concatenate([1 - P, P], axis=1) if P.shape[1] == 1 else P
+            raise InvalidArgumentError(f"class probabilities need a softmax or sigmoid output; this model's output "
+                                       f"is {act}")
 
     def predict(self, raw):
         """Labels (classification) or values in the original units (regression) for raw rows.
@@ -155,8 +154,6 @@ class TabularModel:
         dict
             ``{"loss", "samples", "accuracy"}`` or ``{"loss", "samples", "r2", "rmse", "mae"}``.
         """
-        from .scores import score_table
-
         table = raw if _is_table(raw) else self.contract.read(raw)
         scores, _, _ = score_table(self, table)
         return scores
@@ -181,10 +178,10 @@ class TabularModel:
                 f"{self.target_name!r})")
 
 
+def probabilities(P):
+    """Class probabilities from outputs ``P``: one sigmoid column ``p`` becomes the two columns ``1 - p, p``."""
+    return np.concatenate([1 - P, P], axis=1) if P.shape[1] == 1 else P
+
+
 def _is_table(obj):
     return type(obj).__name__ == "Table" and hasattr(obj, "columns") and hasattr(obj, "named")
-
-
-def build(network, contract_state, **extra):
-    """A TabularModel from a network and a contract's JSON state."""
-    return TabularModel(network, DataContract.from_state(contract_state), **extra)
