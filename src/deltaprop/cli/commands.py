@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
 
@@ -164,18 +163,6 @@ def _builtin_test_split(args, model, stored):
 # ---------------------------------------------------------------------------
 
 
-def _read_stdin_to_file():
-    """Standard input copied to a temporary CSV file; returns its path (the caller removes it)."""
-    fd, path = tempfile.mkstemp(prefix="deltaprop-stdin-", suffix=".csv")
-    with os.fdopen(fd, "wb") as f:
-        while True:
-            block = sys.stdin.buffer.read(1 << 20)
-            if not block:
-                break
-            f.write(block)
-    return path
-
-
 def cmd_predict(args):
     """``deltaprop predict``: labels, probabilities or values as CSV, written atomically."""
     model = open_model(args.model)
@@ -201,12 +188,9 @@ def cmd_predict(args):
 
 def _prediction_outputs(data, model, target, report):
     """The model's outputs (target units) for ``--data``: standard input, a built-in set, a table or arrays."""
-    if data == "-":
-        tmp = _read_stdin_to_file()
-        try:
+    if data == "-":  # standard input, copied once and bounded like any pipe
+        with input_file("/dev/stdin", "standard input") as tmp:
             return _file_outputs(tmp, model, target, report)
-        finally:
-            os.unlink(tmp)
     if not os.path.exists(data) and is_builtin(data):
         return array_outputs(model, load_builtin(data).X, report)
     return _file_outputs(data, model, target, report)
