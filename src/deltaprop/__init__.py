@@ -29,7 +29,10 @@ from .errors import (
     TrainingInterrupted,
     UnknownNameError,
 )
-from .layers import Dense
+from .blocks import Residual
+from .embedding import Embedding
+from .layers import Activation, Dense, Dropout, Layer
+from .norms import BatchNorm, LayerNorm
 from .model import Network
 from .network import FeedForward
 from .optimizers import SGD, AdaGrad, Adam, AdamW, RMSProp
@@ -41,7 +44,14 @@ __all__ = [
     "__version__",
     "Network",
     "FeedForward",
+    "Layer",
     "Dense",
+    "Dropout",
+    "Activation",
+    "LayerNorm",
+    "BatchNorm",
+    "Embedding",
+    "Residual",
     "SGD",
     "AdaGrad",
     "RMSProp",

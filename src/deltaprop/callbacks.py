@@ -113,6 +113,7 @@ class EarlyStopping(Callback):
         self.wait = 0
         self.stopped_epoch = None
         self.best_params = None
+        self.best_buffers = None
 
     def on_train_begin(self, run):
         if run.start_epoch == 0 and run.start_batch == 0:
@@ -137,6 +138,9 @@ class EarlyStopping(Callback):
                     self.best_params = run.network.params.copy()
                 else:
                     np.copyto(self.best_params, run.network.params)
+                buffers = getattr(run.network, "buffers", None)
+                if buffers is not None and buffers.size:  # BatchNorm's running statistics belong to the weights
+                    self.best_buffers = buffers.copy()
         else:
             self.wait += 1
             if self.wait > self.patience:
@@ -146,11 +150,15 @@ class EarlyStopping(Callback):
     def on_train_end(self, run):
         if self.restore_best_weights and self.best_params is not None:
             np.copyto(run.network.params, self.best_params)
+            if self.best_buffers is not None:
+                np.copyto(run.network.buffers, self.best_buffers)
 
     def get_state(self):
         meta = {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
                 "stopped_epoch": self.stopped_epoch}
         arrays = {"best_params": self.best_params} if self.best_params is not None else {}
+        if self.best_buffers is not None:
+            arrays["best_buffers"] = self.best_buffers
         return meta, arrays
 
     def set_state(self, meta, arrays):
@@ -160,6 +168,8 @@ class EarlyStopping(Callback):
         self.stopped_epoch = meta.get("stopped_epoch")
         bp = arrays.get("best_params")
         self.best_params = None if bp is None else np.array(bp, copy=True)
+        bb = arrays.get("best_buffers")
+        self.best_buffers = None if bb is None else np.array(bb, copy=True)
 
 
 class ProgressBar(Callback):

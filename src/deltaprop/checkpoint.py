@@ -38,7 +38,7 @@ import warnings
 
 import numpy as np
 
-from .architecture import check_architecture, n_params
+from .architecture import check_architecture, n_buffers, n_params
 from .callbacks import Callback, EarlyStopping
 from .checks import check_positive_int
 from .errors import DeltapropWarning, DivergenceError, InvalidArgumentError, ModelFileError, SaveError, describe
@@ -160,7 +160,7 @@ class Checkpointer(Callback):
         path = self._path(run)
         if run.is_root:
             state = getattr(run.optimizer, "state", None)
-            arrays = [("parameters", run.network.params)]
+            arrays = [("parameters", run.network.params), ("running statistics", run.network.buffers)]
             arrays += [(f"optimizer state {k!r}", v) for k, v in state.items()] if isinstance(state, dict) else []
             bad = [name for name, a in arrays if not np.all(np.isfinite(a))]
             if bad:
@@ -304,10 +304,11 @@ def load_checkpoint(path):
     dtype = arch["dtype"]
     if "params" not in tensors:
         raise ModelFileError(f"{path}: tensor 'params' is missing")
-    check_tensor(path, "params", tensors["params"], (n_params(arch),), dtype)
+    check_tensor(path, "params", tensors["params"], (n_params(arch, path),), dtype)
+    _check_buffers(path, tensors, arch)
     for name, tensor in tensors.items():
         if name.startswith("optimizer."):
-            check_tensor(path, name, tensor, (n_params(arch),), dtype)
+            check_tensor(path, name, tensor, (n_params(arch, path),), dtype)
         elif name.startswith("metrics."):
             if tensor.ndim != 1:
                 raise ModelFileError(f"{path}: tensor {name!r} must be 1-D, got shape {tensor.shape}")
@@ -315,7 +316,7 @@ def load_checkpoint(path):
         elif name.startswith("callbacks."):
             if name.split(".")[1] not in info["callbacks"]:
                 raise ModelFileError(f"{path}: tensor {name!r} belongs to no callback in the run's state")
-        elif name not in ("params", "perm"):
+        elif name not in ("params", "perm", "buffers"):
             raise ModelFileError(f"{path}: unexpected tensor {name!r}")
     perm = tensors.get("perm")
     if perm is not None:
@@ -331,7 +332,7 @@ def load_checkpoint(path):
         for name in list(tensors):
             aligned = (name == "params" or name.startswith("optimizer.")
                        or name == "callbacks.early_stopping.best_params")
-            if aligned and tensors[name].shape == (n_params(arch),):
+            if aligned and tensors[name].shape == (n_params(arch, path),):
                 tensors[name] = _flat_from_version_1(tensors[name], arch)
     return tensors, arch, info
 
@@ -349,16 +350,28 @@ def _flat_from_version_1(flat, arch):
     return out
 
 
-def _check_early_stopping(path, meta, arrays, params):
+def _check_buffers(path, tensors, arch):
+    """The running statistics: present exactly when the architecture has some, with their size."""
+    n_buf = n_buffers(arch, path)
+    if n_buf and "buffers" not in tensors:
+        raise ModelFileError(f"{path}: tensor 'buffers' (the running statistics) is missing")
+    if "buffers" in tensors:
+        check_tensor(path, "buffers", tensors["buffers"], (n_buf,), arch["dtype"])
+
+
+def _check_early_stopping(path, meta, arrays, params, buffers):
     ok = (type(meta.get("best")) in (int, float) and not math.isnan(meta["best"])
           and _count(meta.get("best_epoch"), -1) and _count(meta.get("wait"))
           and (meta.get("stopped_epoch") is None or _count(meta.get("stopped_epoch"))))
     if not ok:
         raise ModelFileError(f"{path}: early stopping state is malformed: {describe(meta)}")
-    if set(arrays) - {"best_params"}:
+    if set(arrays) - {"best_params", "best_buffers"}:
         raise ModelFileError(f"{path}: unexpected early stopping arrays {sorted(arrays)}")
     if "best_params" in arrays:
         check_tensor(path, "callbacks.early_stopping.best_params", arrays["best_params"], params.shape, params.dtype)
+    if "best_buffers" in arrays:
+        check_tensor(path, "callbacks.early_stopping.best_buffers", arrays["best_buffers"], buffers.shape,
+                     buffers.dtype)
 
 
 def _check_same_network(path, theirs, mine):
@@ -490,7 +503,7 @@ def _check_same_run(path, run, tensors, arch, info, overrides=frozenset()):
         if isinstance(cb, EarlyStopping) and key in info["callbacks"]:
             prefix = f"callbacks.{key}."
             arrays = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            _check_early_stopping(path, info["callbacks"][key], arrays, net.params)
+            _check_early_stopping(path, info["callbacks"][key], arrays, net.params, net.buffers)
     used = _check_settings(path, run, info, overrides)
     done = info["epoch"] + (info["batch"] > 0)
     if done > run.epochs:

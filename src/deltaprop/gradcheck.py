@@ -1,7 +1,12 @@
 """Checking backpropagated gradients against finite differences.
 
 The check runs on a float64 copy of the network (whatever its own dtype),
-with dropout off, so the loss is a deterministic function of the parameters:
+so the network's own running statistics are never touched. By default it
+checks prediction mode (dropout off, BatchNorm on its running statistics);
+``training=True`` checks training mode, where BatchNorm normalises with the
+batch's own statistics (each row's output depends on the whole batch) and
+dropout draws the same masks at every evaluation (a generator seeded afresh
+each time). Either way the loss is a deterministic function of the parameters:
 
     L(p) = Σ_i s_i ℓ_i(p)     (s_i = 1/m, or w_i / Σw with sample weights)
 
@@ -31,21 +36,26 @@ import numpy as np
 __all__ = ["gradcheck", "directional_check", "numerical_gradient"]
 
 
-def _prepare(network, X, y, sample_weight):
-    # The float64 copy shares the very activation and loss objects of the
-    # original, so a custom object that is not in any registry can be checked too.
+def _prepare(network, X, y, sample_weight, training=False, seed=0):
     net = network.astype("float64")
+    net.gradcheck_mode = (training, seed)
     X = net.check_X(X)
     Y = net.prepare_targets(y)
     scale = net.sample_scale(X.shape[0], sample_weight, net.dtype)
     return net, X, Y, scale
 
 
+def _forward(net, X):
+    """One forward pass in the check's mode: the same dropout masks every time in training mode."""
+    training, seed = net.gradcheck_mode
+    return net.forward(X, training=training, rng=np.random.default_rng(seed) if training else None)
+
+
 def _loss(net, X, Y, scale):
-    return net.batch_loss(net.forward(X, training=False), Y, scale)
+    return net.batch_loss(_forward(net, X), Y, scale)
 
 
-def numerical_gradient(network, X, y, sample_weight=None, h=1e-5, indices=None):
+def numerical_gradient(network, X, y, sample_weight=None, h=1e-5, indices=None, training=False):
     """Fourth-order central-difference gradient of the mean loss (float64).
 
     Parameters
@@ -59,13 +69,15 @@ def numerical_gradient(network, X, y, sample_weight=None, h=1e-5, indices=None):
         Step.
     indices : array of int, optional
         Entries of the flat ``params`` to estimate (default: all).
+    training : bool, default False
+        Differentiate the training-mode loss (see the module notes).
 
     Returns
     -------
     ndarray of shape (n_params,)
         Estimated ``∂L/∂params`` (NaN where not estimated).
     """
-    net, X, Y, scale = _prepare(network, X, y, sample_weight)
+    net, X, Y, scale = _prepare(network, X, y, sample_weight, training)
     return _numerical(net, X, Y, scale, h, indices)
 
 
@@ -84,7 +96,7 @@ def _numerical(net, X, Y, scale, h, indices):
     return out
 
 
-def gradcheck(network, X, y, sample_weight=None, h=1e-5, max_entries=None, seed=0):
+def gradcheck(network, X, y, sample_weight=None, h=1e-5, max_entries=None, seed=0, training=False):
     """Compare backpropagated gradients with float64 finite differences.
 
     Parameters
@@ -101,44 +113,46 @@ def gradcheck(network, X, y, sample_weight=None, h=1e-5, max_entries=None, seed=
         Check at most this many randomly chosen entries per block (for
         large layers); default all.
     seed : int
-        Chooses the entries when ``max_entries`` is set.
+        Chooses the entries when ``max_entries`` is set, and the dropout
+        masks in training mode.
+    training : bool, default False
+        Check the training-mode gradient (BatchNorm's batch statistics,
+        dropout with fixed masks); see the module notes.
 
     Returns
     -------
     list of dict
-        One per layer: ``{"layer": l, "W": error, "b": error}`` with the
-        block errors defined in the module notes.
+        One per layer: ``{"layer": l, name: error, ...}`` for each of its
+        parameter blocks (``W`` and ``b`` of a Dense layer; ``gamma`` and
+        ``beta`` of a norm; ``tables.{k}`` of an Embedding; a Residual
+        block's as ``layers.{j}.{name}``), with the block errors defined in
+        the module notes. A layer without parameters has the layer number alone.
     """
-    net, X, Y, scale = _prepare(network, X, y, sample_weight)
-    net.forward(X, training=False)
+    net, X, Y, scale = _prepare(network, X, y, sample_weight, training, seed)
+    _forward(net, X)
     loss = net.backward(Y, scale)
     backprop = net.grads.copy()
     floor = 1e-4 * max(1.0, abs(loss))
     rng = np.random.default_rng(seed)
-    blocks, offset = [], 0
-    for layer in net.layers:
-        k = layer.n_out * layer.n_in
-        blocks.append((np.arange(offset, offset + k), np.arange(offset + k, offset + layer.n_params)))
-        offset += layer.n_params
-    chosen = []
-    for w_idx, b_idx in blocks:
-        for idx in (w_idx, b_idx):
+    blocks, offset = [], 0  # (layer number, block name, indices into params)
+    for layer_no, layer in enumerate(net.layers):
+        for name, shape in layer.param_shapes().items():
+            k = int(np.prod(shape))
+            idx = np.arange(offset, offset + k)
             if max_entries is not None and idx.size > max_entries:
                 idx = np.sort(rng.choice(idx, size=max_entries, replace=False))
-            chosen.append(idx)
-    numeric = _numerical(net, X, Y, scale, h, np.concatenate(chosen))
-    report = []
-    for layer_no in range(len(net.layers)):
-        row = {"layer": layer_no + 1}
-        for name, idx in zip(("W", "b"), chosen[2 * layer_no: 2 * layer_no + 2]):
-            g, d = backprop[idx], numeric[idx]
-            denom = max(np.max(np.abs(g), initial=0.0), np.max(np.abs(d), initial=0.0), floor)
-            row[name] = float(np.max(np.abs(g - d), initial=0.0) / denom)
-        report.append(row)
+            blocks.append((layer_no, name, idx))
+            offset += k
+    numeric = _numerical(net, X, Y, scale, h, np.concatenate([b[2] for b in blocks]) if blocks else [])
+    report = [{"layer": i + 1} for i in range(len(net.layers))]
+    for layer_no, name, idx in blocks:
+        g, d = backprop[idx], numeric[idx]
+        denom = max(np.max(np.abs(g), initial=0.0), np.max(np.abs(d), initial=0.0), floor)
+        report[layer_no][name] = float(np.max(np.abs(g - d), initial=0.0) / denom)
     return report
 
 
-def directional_check(network, X, y, sample_weight=None, h=1e-4, seed=0):
+def directional_check(network, X, y, sample_weight=None, h=1e-4, seed=0, training=False):
     """Random-direction check: ``⟨∇L, v⟩`` against the directional difference.
 
     For a random unit direction ``v`` in parameter space, compares the
@@ -150,8 +164,8 @@ def directional_check(network, X, y, sample_weight=None, h=1e-4, seed=0):
     float
         ``|⟨∇L, v⟩ - D_v L| / max(|⟨∇L, v⟩|, |D_v L|, tiny)``.
     """
-    net, X, Y, scale = _prepare(network, X, y, sample_weight)
-    net.forward(X, training=False)
+    net, X, Y, scale = _prepare(network, X, y, sample_weight, training, seed)
+    _forward(net, X)
     net.backward(Y, scale)
     v = np.random.default_rng(seed).standard_normal(net.n_params)
     v /= np.linalg.norm(v)

@@ -3,8 +3,12 @@
 A model file is a tensor file (:mod:`deltaprop.tensorfile`: safetensors with
 JSON metadata, validated before anything is allocated, written atomically).
 
-Tensors: ``layers.{i}.W`` (n_out, n_in) and ``layers.{i}.b`` (n_out,) for each
-layer ``i`` from 0, plus ``preprocessing.{name}`` arrays. Metadata (each value
+Tensors: ``layers.{i}.{name}`` for each layer ``i`` from 0 and each of its
+parameters and buffers: ``W`` (n_out, n_in) and ``b`` (n_out,) of a Dense
+layer, ``gamma`` and ``beta`` of a norm, ``running_mean`` and ``running_var``
+of a BatchNorm, ``tables.{k}`` of an Embedding, and a Residual block's
+layers' as ``layers.{i}.layers.{j}.{name}``; plus ``preprocessing.{name}``
+arrays. Metadata (each value
 a JSON string): ``format`` ("deltaprop.model"), ``format_version``,
 ``architecture`` (layers with activation, initializer and dropout by name and
 hyperparameters, the loss, the dtype), ``preprocessing`` (a
@@ -26,7 +30,7 @@ import os
 import numpy as np
 
 from ._version import __version__
-from .architecture import check_architecture, expected_tensors
+from .architecture import check_architecture, expected_tensors, plan
 from .data.scaling import Scaler
 from .errors import DeltapropError, InvalidArgumentError, InvalidTypeError, ModelFileError, UnknownNameError, describe
 from .model import Network
@@ -62,12 +66,8 @@ def build_network(path, arch):
 
 
 def network_tensors(network):
-    """``layers.{i}.W`` and ``layers.{i}.b`` views for every layer."""
-    out = {}
-    for i, layer in enumerate(network.layers):
-        out[f"layers.{i}.W"] = layer.W
-        out[f"layers.{i}.b"] = layer.b
-    return out
+    """``layers.{i}.{name}`` views of every layer's parameters and buffers (``W``, ``b``, ``gamma``, ``running_mean``...)."""
+    return network.tensors()
 
 
 # ------------------------------------------------------------- model files
@@ -175,7 +175,8 @@ def _check_magnitude(path, net):
     printed.
     """
     limit = float(np.sqrt(np.finfo(net.dtype).max))
-    largest = float(np.max(np.abs(net.params))) if net.params.size else 0.0
+    values = np.concatenate([net.params, net.buffers])
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
     if largest > limit:
         raise ModelFileError(f"{path}: a parameter of magnitude {largest:.3g} would overflow {net.dtype.name} in use "
                              f"(the largest accepted is {limit:.3g}); the file is corrupt or not a trained model")
@@ -209,7 +210,8 @@ def load(path):
     check_format(path, metadata, MODEL_FORMAT, MODEL_FORMAT_VERSION)
     parsed = validate_model_metadata(path, metadata)  # every JSON entry bounded and typed before anything reads it
     arch = check_architecture(path, json_field(path, metadata, "architecture", dict))
-    expected = expected_tensors(arch)
+    expected = expected_tensors(arch, path)
+    planned = plan(path, arch)
     pconfig = json_field(path, metadata, "preprocessing", dict, required=False)
     parrays = {k[len("preprocessing."):]: v for k, v in tensors.items() if k.startswith("preprocessing.")}
     missing = sorted(set(expected) - set(tensors))
@@ -226,17 +228,21 @@ def load(path):
         raise ModelFileError(f"{path}: preprocessing tensors without a preprocessing config")
     if pconfig is not None:
         try:
-            _scaler(pconfig, parrays, arch["layers"][0]["n_in"])
+            _scaler(pconfig, parrays, planned[0].n_in)
         except DeltapropError as exc:
             raise ModelFileError(f"{path}: preprocessing is invalid: {exc}") from None
     classes = json_field(path, metadata, "classes", list, required=False)
     if classes is not None:
-        _check_classes(classes, arch["layers"][-1]["n_out"], f"{path}: ", ModelFileError)
+        _check_classes(classes, planned[-1].n_out, f"{path}: ", ModelFileError)
     run_config = json_field(path, metadata, "config", dict, required=False)
     net = build_network(path, arch)
     for name, target in network_tensors(net).items():
         np.copyto(target, tensors[name])
     _check_magnitude(path, net)
+    for i, layer in enumerate(net.layers):
+        problem = layer.state_problem()
+        if problem:
+            raise ModelFileError(f"{path}: layer {i} ({type(layer).__name__}): {problem}")
     net.preprocessing = None if pconfig is None else (pconfig, parrays)
     net.classes = classes
     net.run_config = run_config

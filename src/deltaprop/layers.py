@@ -1,6 +1,23 @@
-"""The fully connected layer.
+"""The layer interface, and the layers that need nothing but it: Dense, Dropout and Activation.
 
-Row form of the seed's equations for a batch of ``m`` samples (rows):
+Every layer keeps one contract (:class:`Layer`):
+
+- ``build(n_in)`` fixes its input width and returns its output width (a
+  network chains its layers this way; a layer given a width checks it);
+- ``param_shapes()`` and ``buffer_shapes()`` name its trainable parameters
+  and its non-trainable state (running statistics); ``bind`` makes them
+  views into the network's flat ``params``, ``grads`` and ``buffers``;
+- ``forward(a_prev, training, rng, need_input_grad)`` and
+  ``backward(grad, need_input_grad)`` on batches (rows are samples).
+  ``backward`` overwrites the parameter gradients (never accumulates), may
+  overwrite ``grad`` itself, and returns ``∂L/∂a_prev`` (or None when
+  ``need_input_grad`` is False);
+- ``get_config()`` with a ``"type"`` key, and ``from_config``; a layer of
+  your own is registered with :func:`register` under that type name, as an
+  activation is.
+
+Row form of the seed's equations for the fully connected layer and a batch of
+``m`` samples (rows):
 
     Z = A_prev @ W.T + b            A = σ(Z)                  (forward)
     Δ = G ⊙ σ'(Z)                                              (G = ∂L/∂A)
@@ -19,19 +36,161 @@ gradient, into one pass each (see :mod:`deltaprop._kernels`); the results are
 bit-identical to the NumPy passes written out first in each method.
 """
 
+import math
+
 import numpy as np
 
 from . import _kernels, activations, initializers
 from .checks import check_number, check_positive_int
+from .errors import InvalidArgumentError, InvalidTypeError, describe
+from .registry import Registry
 
-__all__ = ["Dense"]
-
-#: what a layer holds for its network's flat store and its last pass, never for itself
-_TRANSIENT = ("W", "b", "grad_W", "grad_b", "a_prev", "z", "a", "out", "mask", "_z", "_a", "_out", "_g_prev",
-              "_capacity")
+__all__ = ["Layer", "Dense", "Dropout", "Activation", "register", "lookup", "get", "from_config", "REGISTRY"]
 
 
-class Dense:
+class Layer:
+    """Base class: the contract every layer keeps (see the module notes).
+
+    A subclass sets ``n_in`` (or leaves it None, to take the previous
+    layer's width), and defines ``forward``, ``backward`` and
+    ``get_config``; it names its parameters in ``param_shapes`` (those in
+    ``decayed`` get weight decay) and its running state in
+    ``buffer_shapes``. The default ``bind`` sets an attribute per name
+    (``gamma`` and ``grad_gamma``, ``running_mean``...).
+
+    Attributes
+    ----------
+    n_in, n_out : int or None
+        Input and output widths (None until :meth:`build`).
+    """
+
+    n_in = None
+    n_out = None
+    #: parameter names weight decay applies to (weights, not biases, scales or shifts)
+    decayed = ()
+    #: whether the layer reads its input as codes, so that it can only come first (Embedding)
+    first_only = False
+    #: the fewest rows a training batch may have (2 for a layer of batch statistics)
+    min_batch_rows = 1
+    #: names of attributes that belong to the last pass or to the flat store, never to the configuration
+    _transient = ()
+
+    # ---------------------------------------------------------------- shape
+    def build(self, n_in):
+        """Fix the input width (checking it against one given at construction); returns ``n_out``."""
+        n_in = check_positive_int(n_in, "n_in")
+        if self.n_in is not None and self.n_in != n_in:
+            raise InvalidArgumentError(f"{self!r} expects {self.n_in} inputs but the previous layer gives {n_in}")
+        self.n_in = n_in
+        self.n_out = self.output_width(n_in)
+        return self.n_out
+
+    def output_width(self, n_in):
+        """``n_out`` for an input width (the default keeps the width)."""
+        return n_in
+
+    def param_shapes(self):
+        """``{name: shape}`` of the trainable parameters, in their order in the flat store."""
+        return {}
+
+    def buffer_shapes(self):
+        """``{name: shape}`` of the non-trainable state (saved in files, never trained)."""
+        return {}
+
+    @property
+    def n_params(self):
+        return sum(math.prod(s) for s in self.param_shapes().values())
+
+    @property
+    def n_buffers(self):
+        return sum(math.prod(s) for s in self.buffer_shapes().values())
+
+    def decay_mask(self):
+        """1 for each parameter entry that weight decay applies to, 0 elsewhere (flat-store order)."""
+        parts = [np.full(math.prod(shape), float(name in self.decayed)) for name, shape in self.param_shapes().items()]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def flops_per_sample(self, first=False):
+        """Floating-point operations of one training step per sample in the matrix products (0 for none)."""
+        return 0
+
+    # ----------------------------------------------------------- parameters
+    def bind(self, params, grads, buffers):
+        """Make each parameter (and ``grad_<name>``) and each buffer a view into the flat arrays given."""
+        self.params_, self.grads_, self.buffers_ = {}, {}, {}
+        at = 0
+        for name, shape in self.param_shapes().items():
+            k = math.prod(shape)
+            self.params_[name] = params[at:at + k].reshape(shape)
+            self.grads_[name] = grads[at:at + k].reshape(shape)
+            at += k
+        at = 0
+        for name, shape in self.buffer_shapes().items():
+            k = math.prod(shape)
+            self.buffers_[name] = buffers[at:at + k].reshape(shape)
+            at += k
+        for name in self.params_:
+            if name.isidentifier():
+                setattr(self, name, self.params_[name])
+                setattr(self, "grad_" + name, self.grads_[name])
+        for name, view in self.buffers_.items():
+            if name.isidentifier():
+                setattr(self, name, view)
+
+    def initialize(self, rng):
+        """Set the parameters' and buffers' initial values in place (``rng`` for random ones)."""
+
+    def tensors(self):
+        """``{name: view}`` of the parameters and buffers, as model files name them (after the layer's prefix)."""
+        return {**self.params_, **self.buffers_}
+
+    def state_problem(self):
+        """What is wrong with the buffers' values, as a phrase (None when nothing is): checked when a file is loaded."""
+        return None
+
+    def set_batch_reduce(self, reduce):
+        """Receive the function that sums an array over the processes of a data-parallel run (or None)."""
+
+    # ------------------------------------------------------------- passes
+    def forward(self, a_prev, training=False, rng=None, need_input_grad=True):
+        raise NotImplementedError
+
+    def backward(self, grad, need_input_grad=True):
+        raise NotImplementedError
+
+    def _workspace(self, key, m, n, dtype):
+        """A reused ``(m, n)`` buffer (the first ``m`` rows of one sized for the largest batch seen)."""
+        spaces = self.__dict__.setdefault("_spaces", {})
+        ws = spaces.get(key)
+        if ws is None or ws.shape[0] < m or ws.shape[1] != n or ws.dtype != dtype:
+            rows = m if ws is None or ws.dtype != dtype or ws.shape[1] != n else max(m, ws.shape[0])
+            ws = spaces[key] = np.empty((rows, n), dtype=dtype)
+        return ws[:m]
+
+    # -------------------------------------------------------------- config
+    def get_config(self):
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        """Build the layer from :meth:`get_config`'s output (without its ``"type"``)."""
+        return cls(**{k: v for k, v in config.items() if k != "type"})
+
+    def detached(self):
+        """A copy holding the configuration alone: no parameter views, no workspaces (what a network pickles)."""
+        skip = set(self._transient) | {"params_", "grads_", "buffers_", "_spaces"}
+        skip |= {n for n in self.param_shapes()} | {"grad_" + n for n in self.param_shapes()}
+        skip |= set(self.buffer_shapes())
+        copy = object.__new__(type(self))
+        copy.__dict__.update({k: v for k, v in self.__dict__.items() if k not in skip})
+        return copy
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "type")
+        return f"{type(self).__name__}({args})"
+
+
+class Dense(Layer):
     r"""Fully connected layer: ``a = σ(W a_prev + b)``, batched as ``A = σ(A_prev Wᵀ + b)``.
 
     Parameters
@@ -82,11 +241,21 @@ class Dense:
         self._capacity = 0
         self.a_prev = self.z = self.a = self.out = self.mask = None
 
-    @property
-    def n_params(self):
-        return self.n_out * self.n_in + self.n_out
+    decayed = ("W",)
+    _transient = ("W", "b", "grad_W", "grad_b", "a_prev", "z", "a", "out", "mask", "_z", "_a", "_out", "_g_prev",
+                  "_capacity")
 
-    def bind(self, params, grads):
+    def output_width(self, n_in):
+        return self.n_out
+
+    def param_shapes(self):
+        return {"W": (self.n_out, self.n_in), "b": (self.n_out,)}
+
+    def flops_per_sample(self, first=False):
+        """``2 n_in n_out`` each for ``Z``, ``grad_W`` and (unless first) the input delta."""
+        return (4 if first else 6) * self.n_in * self.n_out
+
+    def bind(self, params, grads, buffers=None):
         """Make ``W``, ``b``, ``grad_W``, ``grad_b`` views into flat arrays of ``n_params`` entries.
 
         The first ``n_out·n_in`` entries hold ``Wᵀ`` (shape ``(n_in, n_out)``)
@@ -97,6 +266,7 @@ class Dense:
         self.b = params[k:]
         self.grad_W = grads[:k].reshape(self.n_in, self.n_out).T
         self.grad_b = grads[k:]
+        self.params_, self.grads_, self.buffers_ = {"W": self.W, "b": self.b}, {"W": self.grad_W, "b": self.grad_b}, {}
 
     def initialize(self, rng):
         """Draw ``W`` from the initializer (using ``rng``) and set ``b`` to zero, in place."""
@@ -212,9 +382,7 @@ class Dense:
         return np.matmul(delta, self.W, out=self._g_prev[: delta.shape[0]])
 
     def detached(self):
-        """A copy holding the configuration alone: no parameter views, no workspaces (what a network pickles)."""
-        copy = object.__new__(type(self))
-        copy.__dict__.update({k: v for k, v in self.__dict__.items() if k not in _TRANSIENT})
+        copy = super().detached()
         copy.W = copy.b = copy.grad_W = copy.grad_b = None
         copy.a_prev = copy.z = copy.a = copy.out = copy.mask = None
         copy._capacity = 0
@@ -235,3 +403,130 @@ class Dense:
         extra = f", dropout={self.dropout}" if self.dropout else ""
         act = getattr(self.activation, "name", self.activation)
         return f"Dense({self.n_in}, {self.n_out}, activation={act!r}{extra})"
+
+
+class Dropout(Layer):
+    r"""Inverted dropout: ``a = a_prev ⊙ M / (1 - p)`` while training, ``a = a_prev`` otherwise.
+
+    ``M`` has entries 1 with probability ``1 - p`` (drawn from the run's
+    generator), so the expected output equals the input and nothing changes
+    at prediction time. Backward: ``∂L/∂a_prev = G ⊙ M / (1 - p)``.
+
+    ``[Dense(n_in, n_out, σ), Dropout(p)]`` draws the same masks as
+    ``Dense(n_in, n_out, σ, dropout=p)`` and trains bit-identically.
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+        Probability of zeroing each unit.
+    n_in : int, optional
+        The width, checked against the previous layer's (default: taken from it).
+    """
+
+    _transient = ("mask",)
+    mask = None
+
+    def __init__(self, p=0.5, n_in=None):
+        self.p = check_number(p, "p", low=0.0, high=1.0, high_open=True)
+        self.n_in = None if n_in is None else check_positive_int(n_in, "n_in")
+        self.mask = None
+
+    def forward(self, a_prev, training=False, rng=None, need_input_grad=True):
+        """``(m, n)`` → ``(m, n)``; the mask is drawn only when ``training`` and ``p > 0``."""
+        if not (training and self.p):
+            self.mask = None
+            return a_prev
+        m = a_prev.shape[0]
+        keep = 1.0 - self.p
+        mask = rng.random((m, self.n_out), dtype=a_prev.dtype) < keep
+        self.mask = mask.astype(a_prev.dtype)
+        self.mask *= 1.0 / keep
+        return np.multiply(a_prev, self.mask, out=self._workspace("out", m, self.n_out, a_prev.dtype))
+
+    def backward(self, grad, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        if self.mask is not None:
+            grad *= self.mask
+        return grad
+
+    def get_config(self):
+        return {"type": "Dropout", "p": self.p}
+
+
+class Activation(Layer):
+    r"""An activation on its own: ``a = σ(a_prev)``; backward ``∂L/∂a_prev = G ⊙ σ'(a_prev)``.
+
+    What follows a normalisation (``Dense → BatchNorm → Activation``), where
+    σ cannot sit inside the Dense layer. Softmax works too: its backward is
+    the Jacobian-vector product of :class:`deltaprop.activations.Softmax`.
+
+    Parameters
+    ----------
+    activation : str, dict or Activation
+        σ, resolved by :func:`deltaprop.activations.get`.
+    """
+
+    _transient = ("z", "a")
+    z = a = None
+
+    def __init__(self, activation="relu", n_in=None):
+        self.activation = activations.get(activation)
+        self.n_in = None if n_in is None else check_positive_int(n_in, "n_in")
+        self.z = self.a = None
+
+    def forward(self, a_prev, training=False, rng=None, need_input_grad=True):
+        m = a_prev.shape[0]
+        self.z = a_prev
+        self.a = self.activation.forward(a_prev, self._workspace("a", m, self.n_out, a_prev.dtype))
+        return self.a
+
+    def backward(self, grad, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return self.activation.backward(self.z, self.a, grad, grad)   # G ⊙ σ'(Z), in place
+
+    def get_config(self):
+        act = self.activation
+        return {"type": "Activation",
+                "activation": act.get_config() if hasattr(act, "get_config") else {"name": getattr(act, "name", repr(act))}}
+
+    def __repr__(self):
+        return f"Activation({getattr(self.activation, 'name', self.activation)!r})"
+
+
+#: type name -> layer class (the built-in layers of other modules register themselves on import)
+REGISTRY = {"dense": Dense, "dropout": Dropout, "activation": Activation}
+_REGISTRY = Registry("layer", REGISTRY, base=Layer, methods=("forward", "backward", "get_config"),
+                     hint="; register your own with deltaprop.layers.register(name, cls)")
+
+
+def lookup(name):
+    """The layer class registered under ``name`` (UnknownNameError, listing the names, when there is none)."""
+    return _REGISTRY.lookup(name)
+
+
+def register(name, cls):
+    """Register a layer class under ``name`` (its ``get_config()["type"]``), so model files that name it load."""
+    return _REGISTRY.register(name, cls)
+
+
+def from_config(config):
+    """Build a layer (not yet bound) from its ``get_config()`` output: ``{"type": ..., **arguments}``."""
+    if not isinstance(config, dict):
+        raise InvalidTypeError(f"a layer config must be a dict with a 'type', got {describe(config)}")
+    name = config.get("type", "Dense")
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"a layer config's 'type' must be a string, got {describe(name)}")
+    cls = _REGISTRY.lookup(name)
+    try:
+        return cls.from_config({k: v for k, v in config.items() if k != "type"})
+    except TypeError as exc:
+        raise InvalidArgumentError(f"bad parameters for layer {name!r}: {exc}") from None
+
+
+def get(spec):
+    """A layer object from a layer, a config dict or a registered class (instantiated with no arguments)."""
+    if isinstance(spec, dict):
+        return from_config(spec)
+    return _REGISTRY.resolve(spec)

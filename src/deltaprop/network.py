@@ -17,13 +17,41 @@ import numpy as np
 from . import losses as _losses
 from .checks import check_array, check_dtype, check_sample_weight, sample_scale
 from .errors import DataError, InvalidArgumentError, InvalidTypeError, describe
-from .layers import Dense
+from . import activations as _activations
+from . import initializers
+from .blocks import Residual
+from .embedding import Embedding
+from .layers import Activation, Dense, Dropout, Layer
+from .layers import from_config as layer_from_config
+from .norms import BatchNorm, LayerNorm
 from .sparse import as_input
 
 __all__ = ["FeedForward", "resolve_dtype"]
 
 #: ``check_dtype`` under its old name: ``"float32"``/``"float64"`` -> ``np.dtype``.
 resolve_dtype = check_dtype
+
+
+def _norm_class(norm):
+    """``None``, ``"batch"`` or ``"layer"`` → the normalisation layer class (or None)."""
+    table = {None: None, "none": None, "batch": BatchNorm, "layer": LayerNorm}
+    if not isinstance(norm, (str, type(None))) or norm not in table:
+        raise InvalidArgumentError(f"norm must be 'batch', 'layer' or None, got {describe(norm)}")
+    return table[norm]
+
+
+def _describe_layer(layer):
+    """One line for :meth:`FeedForward.summary`: the kind and what sets it apart."""
+    if isinstance(layer, Dense):
+        act = getattr(layer.activation, "name", type(layer.activation).__name__)
+        return f"Dense {act}" + (f" dropout={layer.dropout}" if layer.dropout else "")
+    if isinstance(layer, Residual):
+        return "Residual[" + ", ".join(_describe_layer(inner).split(" ")[0] for inner in layer.layers) + "]"
+    if isinstance(layer, Activation):
+        return f"Activation {getattr(layer.activation, 'name', layer.activation)}"
+    if isinstance(layer, Dropout):
+        return f"Dropout p={layer.p}"
+    return type(layer).__name__
 
 
 def _per_layer(value, n, name, layers="hidden layer(s)"):
@@ -54,8 +82,12 @@ class FeedForward:
 
     Parameters
     ----------
-    layers : list of Dense
-        ``layers[i].n_out`` must equal ``layers[i + 1].n_in``.
+    layers : list of Layer
+        Dense, Dropout, Activation, LayerNorm, BatchNorm, Embedding (first
+        only), Residual, or a registered layer of your own. The first layer
+        knows its input width; each later one takes its predecessor's (one
+        given a width checks it). The last is a Dense layer: the output
+        layer, whose activation pairs with the loss.
     loss : str, dict or Loss, optional
         Default: the output activation's matching loss
         (:func:`deltaprop.losses.default_loss_for`): categorical
@@ -87,19 +119,29 @@ class FeedForward:
     """
 
     def __init__(self, layers, loss=None, dtype="float32", seed=None):
-        if isinstance(layers, Dense):
+        if isinstance(layers, Layer):
             layers = [layers]
         if not isinstance(layers, (list, tuple)) or not layers:
-            raise InvalidArgumentError(f"layers must be a non-empty list of Dense layers, got {describe(layers)}")
+            raise InvalidArgumentError(f"layers must be a non-empty list of layers, got {describe(layers)}")
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Dense):
-                raise InvalidTypeError(f"layers[{i}] must be a Dense layer, got {describe(layer)}")
-        for i in range(len(layers) - 1):
-            if layers[i].n_out != layers[i + 1].n_in:
+            if not isinstance(layer, Layer):
+                raise InvalidTypeError(f"layers[{i}] must be a layer (Dense, BatchNorm, ...), got {describe(layer)}")
+            if layer.first_only and i:
+                raise InvalidArgumentError(f"layers[{i}] is {layer!r}, which reads input codes and can only be "
+                                           f"the first layer")
+        if layers[0].n_in is None:
+            raise InvalidArgumentError(f"the first layer must know its input width; give {layers[0]!r} n_in")
+        width = layers[0].n_in
+        for i, layer in enumerate(layers):
+            if i and layer.n_in is not None and layer.n_in != width:
                 raise InvalidArgumentError(
-                    f"layer sizes do not chain: layers[{i}] has n_out={layers[i].n_out} but "
-                    f"layers[{i + 1}] has n_in={layers[i + 1].n_in}"
+                    f"layer sizes do not chain: layers[{i - 1}] has n_out={width} but "
+                    f"layers[{i}] has n_in={layer.n_in}"
                 )
+            width = layer.build(width)
+        if not isinstance(layers[-1], Dense):
+            raise InvalidArgumentError(f"the last layer must be a Dense layer (the output layer, whose activation "
+                                       f"pairs with the loss), got {layers[-1]!r}")
         if layers[-1].dropout:
             raise InvalidArgumentError(
                 f"dropout on the output layer would drop predictions; got dropout={layers[-1].dropout} "
@@ -119,6 +161,7 @@ class FeedForward:
         n = sum(layer.n_params for layer in self.layers)
         self.params = np.zeros(n, dtype=self.dtype)
         self.grads = np.zeros(n, dtype=self.dtype)
+        self.buffers = np.zeros(sum(layer.n_buffers for layer in self.layers), dtype=self.dtype)
         self._bind()
         for layer in self.layers:
             layer.initialize(self.rng)
@@ -126,7 +169,7 @@ class FeedForward:
 
     @classmethod
     def from_sizes(cls, sizes, activation="relu", output_activation=None, loss=None, dropout=0.0, initializer=None,
-                   dtype="float32", seed=None):
+                   dtype="float32", seed=None, norm=None, residual=False, embed=None):
         """Build a network from its layer sizes: the one builder the command line and estimators share.
 
         Parameters
@@ -147,29 +190,65 @@ class FeedForward:
             Default: He for the ReLU family, Glorot otherwise.
         dtype, seed
             As for the constructor.
+        norm : {None, "batch", "layer"}
+            Without ``residual``: each hidden layer becomes
+            ``Dense(σ = identity) → BatchNorm or LayerNorm → Activation(σ) → Dropout``.
+            With it: the norm that opens each block and the head.
+        residual : bool
+            Each hidden size ``d`` is a residual block of width ``d``
+            (Gorishniy et al., 2021): a linear ``Dense`` stem to the first
+            width (and a linear projection wherever the width changes), then
+            ``Residual([norm, Dense(d, d, σ, dropout), Dense(d, d), Dropout])``
+            per hidden size, then the head ``norm → Activation(σ) → Dense(d, n_out)``.
+        embed : sequence of (index, n_categories, dim), optional
+            Start with an :class:`~deltaprop.embedding.Embedding` that reads
+            those input columns as category codes (``sizes[0]`` is the width
+            of the coded input).
         """
         sizes = list(sizes)
         if len(sizes) < 2:
             raise InvalidArgumentError(f"sizes must list n_in, any hidden sizes and n_out, got {describe(sizes)}")
+        norm_layer = _norm_class(norm)
         n_hidden = len(sizes) - 2
         acts = _per_layer(activation, n_hidden, "activation")
         drops = _per_layer(dropout, n_hidden, "dropout")
         if output_activation is None:
             output_activation = "identity" if loss is None else _losses.default_activation_for(_losses.get(loss))
         inits = _per_layer(initializer, n_hidden + 1, "initializer", "layers (the output layer included)")
-        layers = [Dense(a, b, activation=act, dropout=p, initializer=init)
-                  for a, b, act, p, init in zip(sizes[:-2], sizes[1:-1], acts, drops, inits)]
-        layers.append(Dense(sizes[-2], sizes[-1], activation=output_activation, initializer=inits[-1]))
+        layers = []
+        width = sizes[0]
+        if embed is not None:
+            layers.append(Embedding(embed, n_in=width))
+            width = layers[0].build(width)
+        if residual and n_hidden:
+            for i, (d, act, p, init) in enumerate(zip(sizes[1:-1], acts, drops, inits)):
+                if i == 0 or d != width:
+                    layers.append(Dense(width, d, initializer=init))            # stem or projection (linear)
+                block = [] if norm_layer is None else [norm_layer()]
+                block += [Dense(d, d, activation=act, dropout=p, initializer=init), Dense(d, d, initializer=init)]
+                block += [Dropout(p)] if p else []
+                layers.append(Residual(block))
+                width = d
+            layers += ([] if norm_layer is None else [norm_layer()]) + [Activation(acts[-1])]
+        else:
+            for d, act, p, init in zip(sizes[1:-1], acts, drops, inits):
+                if norm_layer is None:
+                    layers.append(Dense(width, d, activation=act, dropout=p, initializer=init))
+                else:
+                    init = init if init is not None else initializers.default_for(getattr(
+                        _activations.get(act), "name", None))
+                    layers += [Dense(width, d, initializer=init), norm_layer(), Activation(act)]
+                    layers += [Dropout(p)] if p else []
+                width = d
+        layers.append(Dense(width, sizes[-1], activation=output_activation, initializer=inits[-1]))
         return cls(layers, loss=loss, dtype=dtype, seed=seed)
 
     def astype(self, dtype):
-        """A network of the same layers, loss and parameters in ``dtype`` (a new flat store; dropout kept)."""
-        sizes = [self.n_in] + [layer.n_out for layer in self.layers]
-        copy = type(self).from_sizes(
-            sizes, activation=[layer.activation for layer in self.layers[:-1]],
-            output_activation=self.layers[-1].activation, loss=self.loss,
-            dropout=[layer.dropout for layer in self.layers[:-1]], initializer="zeros", dtype=dtype, seed=0)
+        """A network of the same layers, loss, parameters and buffers in ``dtype`` (a new flat store)."""
+        # Detached layers keep the very activation objects, so an unregistered one of the user's is kept too.
+        copy = type(self)([layer.detached() for layer in self.layers], loss=self.loss, dtype=dtype, seed=0)
         copy.params[...] = self.params
+        copy.buffers[...] = self.buffers
         return copy
 
     # --------------------------------------------------------------- pickling
@@ -188,11 +267,37 @@ class FeedForward:
         self._bind()
 
     def _bind(self):
-        offset = 0
+        if getattr(self, "buffers", None) is None:  # a network pickled before buffers existed
+            self.buffers = np.zeros(sum(layer.n_buffers for layer in self.layers), dtype=self.dtype)
+        p = b = 0
         for layer in self.layers:
-            k = layer.n_params
-            layer.bind(self.params[offset:offset + k], self.grads[offset:offset + k])
-            offset += k
+            k, kb = layer.n_params, layer.n_buffers
+            layer.bind(self.params[p:p + k], self.grads[p:p + k], self.buffers[b:b + kb])
+            p, b = p + k, b + kb
+
+    def tensors(self):
+        """``{"layers.{i}.{name}": view}`` of every layer's parameters and buffers (how model files name them)."""
+        return {f"layers.{i}.{name}": view for i, layer in enumerate(self.layers)
+                for name, view in layer.tensors().items()}
+
+    def set_batch_reduce(self, reduce):
+        """Hand each layer the function that sums an array in place over the processes of a run (None: one)."""
+        for layer in self.layers:
+            layer.set_batch_reduce(reduce)
+
+    @property
+    def min_batch_rows(self):
+        """The fewest rows a training batch may have (2 with BatchNorm, else 1)."""
+        return max(layer.min_batch_rows for layer in self.layers)
+
+    def check_batch_plan(self, n, batch_size):
+        """Refuse batches of ``n`` samples that would leave a layer of batch statistics too few rows."""
+        least = self.min_batch_rows
+        smallest = min(batch_size, n, n % batch_size or batch_size)
+        if smallest < least:
+            raise InvalidArgumentError(
+                f"BatchNorm needs at least {least} rows in every training batch, but {n} samples in batches "
+                f"of {batch_size} leave a batch of {smallest}; choose another batch_size, or use LayerNorm")
 
     # ------------------------------------------------------------------ shape
     @property
@@ -208,24 +313,17 @@ class FeedForward:
         return self.params.size
 
     def weight_mask(self):
-        """1 where ``params`` holds a weight, 0 where it holds a bias (for weight decay)."""
-        mask = np.zeros(self.n_params, dtype=self.dtype)
-        offset = 0
-        for layer in self.layers:
-            mask[offset:offset + layer.n_out * layer.n_in] = 1
-            offset += layer.n_params
-        return mask
+        """1 where ``params`` holds a weight (``W``, embedding tables), 0 elsewhere (biases, ``γ``, ``β``): for weight decay."""
+        return np.concatenate([layer.decay_mask() for layer in self.layers]).astype(self.dtype)
 
     def flops_per_sample(self):
-        """Floating-point operations of one training step per sample: ``6 Σ n_in n_out``.
+        """Floating-point operations of one training step's matrix products per sample: ``6 Σ n_in n_out``.
 
-        Forward ``2 n_in n_out``, ``grad_W`` ``2 n_in n_out``, input delta
-        ``2 n_in n_out`` (skipped for the first layer).
+        For each Dense layer: forward ``2 n_in n_out``, ``grad_W`` ``2 n_in
+        n_out``, input delta ``2 n_in n_out`` (skipped for the first layer).
+        Normalisation, embedding lookups and activations are not counted.
         """
-        total = 0
-        for i, layer in enumerate(self.layers):
-            total += (4 if i == 0 else 6) * layer.n_in * layer.n_out
-        return total
+        return sum(layer.flops_per_sample(first=i == 0) for i, layer in enumerate(self.layers))
 
     # ------------------------------------------------------------- checking
     def check_X(self, X, name="X"):
@@ -401,26 +499,23 @@ class FeedForward:
 
     @classmethod
     def from_config(cls, config, seed=None):
-        """Rebuild an (initialised) network from :meth:`get_config` output."""
-        layers = [
-            Dense(c["n_in"], c["n_out"], activation=c["activation"], initializer=c.get("initializer"),
-                  dropout=c.get("dropout", 0.0))
-            for c in config["layers"]
-        ]
+        """Rebuild an (initialised) network from :meth:`get_config` output (layers through :func:`deltaprop.layers.from_config`)."""
+        layers = [layer_from_config(c) for c in config["layers"]]
         return cls(layers, loss=config["loss"], dtype=config.get("dtype", "float32"), seed=seed)
 
     def summary(self):
-        """A short text table of the layers and parameter counts."""
-        lines = [f"{'layer':<8}{'shape':>14}  {'activation':<12}{'params':>10}"]
+        """A short text table of the layers, their widths and parameter counts."""
+        lines = [f"{'layer':<7}{'kind':<34}{'shape':>14}{'params':>10}"]
         for i, layer in enumerate(self.layers):
-            name = getattr(layer.activation, "name", type(layer.activation).__name__)
-            drop = f" dropout={layer.dropout}" if layer.dropout else ""
-            lines.append(f"{i + 1:<8}{f'{layer.n_in}->{layer.n_out}':>14}  {name:<12}{layer.n_params:>10}{drop}")
+            lines.append(f"{i + 1:<7}{_describe_layer(layer):<34}{f'{layer.n_in}->{layer.n_out}':>14}"
+                         f"{layer.n_params:>10}")
+        extra = f", running statistics: {self.buffers.size}" if self.buffers.size else ""
         lines.append(f"loss: {getattr(self.loss, 'name', self.loss)}, dtype: {self.dtype.name}, "
-                     f"parameters: {self.n_params}")
+                     f"parameters: {self.n_params}{extra}")
         return "\n".join(lines)
 
     def __repr__(self):
-        sizes = "-".join(str(s) for s in [self.n_in] + [layer.n_out for layer in self.layers])
+        sizes = "-".join(str(s) for s in [self.n_in] + [layer.n_out for layer in self.layers
+                                                         if isinstance(layer, Dense) or layer is self.layers[0]])
         loss = getattr(self.loss, "name", self.loss)
         return f"{type(self).__name__}({sizes}, loss={loss!r}, dtype={self.dtype.name!r})"

@@ -313,13 +313,16 @@ class Run:
             ``callbacks`` (each stateful callback's JSON state),
             ``settings``, ``shuffled`` and ``overrides`` (the history's).
         arrays : dict of str to ndarray
-            ``params``; ``optimizer.{name}`` (aligned with ``params``);
+            ``params``; ``buffers`` (the running statistics, when the
+            network has any); ``optimizer.{name}`` (aligned with ``params``);
             ``perm`` (the epoch's order, when mid-epoch and shuffling);
             ``metrics.{name}`` (the epoch's running sums);
             ``callbacks.{key}.{name}``.
         """
         net, opt, sched = self.network, self.optimizer, self.schedule
         arrays = {"params": net.params}
+        if getattr(net, "buffers", None) is not None and net.buffers.size:
+            arrays["buffers"] = net.buffers
         opt_state = opt.state_dict() if hasattr(opt, "state_dict") else {"t": 0, "state": {}}
         for k, v in opt_state["state"].items():
             arrays[f"optimizer.{k}"] = v
@@ -363,6 +366,8 @@ class Run:
         """
         net, opt = self.network, self.optimizer
         np.copyto(net.params, arrays["params"])
+        if "buffers" in arrays:
+            np.copyto(net.buffers, arrays["buffers"])
         if hasattr(opt, "load_state_dict"):
             state = {k[len("optimizer."):]: v for k, v in arrays.items() if k.startswith("optimizer.")}
             opt.load_state_dict({"t": meta["optimizer"]["t"], "state": state})

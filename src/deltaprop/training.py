@@ -300,6 +300,8 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
     run_settings = _run.json_settings(run_settings, "run_settings")
     batches, val, data = _training_data(network, X, y, sample_weight, class_weight, validation_data,
                                         validation_split)
+    if hasattr(network, "check_batch_plan"):
+        network.check_batch_plan(batches.n, batch_size)  # BatchNorm: no batch of 1 row, refused before any work
     opt = _optimizer(network, optimizer, learning_rate, weight_decay, clipnorm)
     sched = _schedules.get(schedule)
     settings = {"batch_size": batch_size, "n_samples": batches.n, "n_in": network.n_in, "n_out": network.n_out,
@@ -441,6 +443,19 @@ def _loop(run, val, val_metrics, shuffle):
     run.start_epoch, run.start_batch = run.epoch, run.batch
     _call(cbs, "on_train_begin", run)
     step = _Step(run)
+    # A layer of batch statistics (BatchNorm) sums them over the processes, so that the batch is the global one.
+    set_reduce = getattr(net, "set_batch_reduce", None)
+    if set_reduce is not None:
+        set_reduce(run.comm.allreduce_sum if run.comm.size > 1 else None)
+    try:
+        return _epochs(run, val, val_metrics, shuffle, step)
+    finally:
+        if set_reduce is not None:
+            set_reduce(None)
+
+
+def _epochs(run, val, val_metrics, shuffle, step):
+    net, cbs = run.network, run.callbacks
     # Overflow inside a diverging step is reported once, as a DivergenceError
     # naming the epoch and step, instead of a stream of NumPy warnings.
     with _InterruptFlag(run) as interrupt, np.errstate(over="ignore", invalid="ignore"):
