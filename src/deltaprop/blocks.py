@@ -132,7 +132,7 @@ class Residual(Layer):
         return g
 
     def get_config(self):
-        return {"type": "Residual", "layers": [layer.get_config() for layer in self.layers]}
+        return {"type": "Residual", "n_in": self.n_in, "layers": [layer.get_config() for layer in self.layers]}
 
     @classmethod
     def from_config(cls, config):

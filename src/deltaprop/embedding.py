@@ -108,12 +108,13 @@ class Embedding(Layer):
         """Column ``k``'s codes as integers, checked to be whole numbers in ``[0, n_categories)``."""
         index, n_cat, _ = self.columns[k]
         values = x[:, index]
-        codes = values.astype(np.intp)
-        bad = (codes != values) | (codes < 0) | (codes >= n_cat)
+        bad = ~((values >= 0) & (values < n_cat))         # before the cast: 1e20 would overflow it (RuntimeWarning)
+        codes = np.where(bad, 0, values).astype(np.intp)
+        bad |= codes != values
         if bad.any():
             row = int(np.argmax(bad))
             raise DataError(f"Embedding column {index} must hold category codes 0..{n_cat - 1}; "
-                            f"row {row} has {values[row]!r}")
+                            f"row {row} has {values[row].item()!r}")
         return codes
 
     def forward(self, a_prev, training=False, rng=None, need_input_grad=False):
@@ -153,7 +154,7 @@ class Embedding(Layer):
         return g_prev
 
     def get_config(self):
-        return {"type": "Embedding", "columns": [list(c) for c in self.columns]}
+        return {"type": "Embedding", "n_in": self.n_in, "columns": [list(c) for c in self.columns]}
 
     def __repr__(self):
         return f"Embedding({len(self.columns)} columns, {self.n_in}->{self.n_out})"

@@ -451,7 +451,7 @@ class Dropout(Layer):
         return grad
 
     def get_config(self):
-        return {"type": "Dropout", "p": self.p}
+        return {"type": "Dropout", "n_in": self.n_in, "p": self.p}
 
 
 class Activation(Layer):
@@ -488,7 +488,7 @@ class Activation(Layer):
 
     def get_config(self):
         act = self.activation
-        return {"type": "Activation",
+        return {"type": "Activation", "n_in": self.n_in,
                 "activation": act.get_config() if hasattr(act, "get_config") else {"name": getattr(act, "name", repr(act))}}
 
     def __repr__(self):

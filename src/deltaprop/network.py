@@ -505,10 +505,11 @@ class FeedForward:
 
     def summary(self):
         """A short text table of the layers, their widths and parameter counts."""
-        lines = [f"{'layer':<7}{'kind':<34}{'shape':>14}{'params':>10}"]
-        for i, layer in enumerate(self.layers):
-            lines.append(f"{i + 1:<7}{_describe_layer(layer):<34}{f'{layer.n_in}->{layer.n_out}':>14}"
-                         f"{layer.n_params:>10}")
+        kinds = [_describe_layer(layer) for layer in self.layers]
+        w = max(len(k) for k in kinds) + 2
+        lines = [f"{'layer':<7}{'kind':<{w}}{'shape':>12}{'params':>10}"]
+        for i, (layer, kind) in enumerate(zip(self.layers, kinds)):
+            lines.append(f"{i + 1:<7}{kind:<{w}}{f'{layer.n_in}->{layer.n_out}':>12}{layer.n_params:>10}")
         extra = f", running statistics: {self.buffers.size}" if self.buffers.size else ""
         lines.append(f"loss: {getattr(self.loss, 'name', self.loss)}, dtype: {self.dtype.name}, "
                      f"parameters: {self.n_params}{extra}")

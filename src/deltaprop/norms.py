@@ -69,7 +69,7 @@ class _Norm(Layer):
         np.sum(gx, axis=0, out=self.grad_gamma)
 
     def get_config(self):
-        return {"type": type(self).__name__, "eps": self.eps}
+        return {"type": type(self).__name__, "n_in": self.n_in, "eps": self.eps}
 
 
 class LayerNorm(_Norm):
@@ -180,7 +180,7 @@ class BatchNorm(_Norm):
     def state_problem(self):
         bad = np.flatnonzero(~(self.running_var >= 0))
         if bad.size:
-            return f"running_var[{bad[0]}] is {self.running_var[bad[0]]!r}; a variance is never negative"
+            return f"running_var[{bad[0]}] is {self.running_var[bad[0]].item()!r}; a variance is never negative"
         return None
 
     def _sum_rows(self, x, extra=None):

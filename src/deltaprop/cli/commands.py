@@ -243,8 +243,7 @@ def cmd_info(args):
             raise DataError(f"{args.model} holds no training configuration")
         sys.stdout.write(C.to_toml({k: cfg[k] for k in keys if k in OPTIONS_BY_KEY}))
         return 0
-    layers = [{"n_in": layer.n_in, "n_out": layer.n_out, "activation": layer.activation.name,
-               "dropout": layer.dropout} for layer in net.layers]
+    layers = [_layer_info(layer) for layer in net.layers]
     info = {
         "model": args.model,
         "format": meta.get("format"),
@@ -270,6 +269,18 @@ def cmd_info(args):
     else:
         _print_info(model, info)
     return 0
+
+
+def _layer_info(layer):
+    """One layer for ``info --json``: its type and widths, then its configuration (a block's layers nested)."""
+    config = layer.get_config()
+    out = {"type": config.pop("type", type(layer).__name__), "n_in": layer.n_in, "n_out": layer.n_out}
+    if "activation" in config:
+        config["activation"] = layer.activation.name
+    if "layers" in config:
+        config["layers"] = [_layer_info(inner) for inner in layer.layers]
+    out.update({k: v for k, v in config.items() if k not in out})
+    return out
 
 
 def _print_info(model, info):
@@ -345,11 +356,14 @@ def cmd_gradcheck(args):
     rng = np.random.default_rng(seed)
     acts = acts * len(hidden) if len(acts) == 1 else acts
     sizes = [features] + hidden + [n_out]
+    norm = None if args.norm == "none" else args.norm
     net = Network.from_sizes(sizes, activation=acts, output_activation=out_act, loss=loss, dtype="float64",
-                             seed=seed)
-    # Biases away from zero so that no block's gradient is trivially small.
-    for layer in net.layers:
-        layer.b[...] = rng.normal(0.0, 0.1, size=layer.b.shape)
+                             seed=seed, norm=norm, residual=args.residual)
+    # Biases, shifts and scales away from 0 (and 1) so that no block's gradient is trivially small.
+    for name, view in net.tensors().items():
+        kind = name.rsplit(".", 1)[-1]
+        if kind in ("b", "beta", "gamma"):
+            view += rng.normal(0.0, 0.1, size=view.shape)
     X = rng.standard_normal((samples, features))
     if loss.name in ("categorical_crossentropy", "hinge") and n_out > 1:
         y = rng.integers(0, n_out, size=samples)
@@ -357,14 +371,18 @@ def cmd_gradcheck(args):
         y = rng.integers(0, 2, size=(samples, n_out)).astype(np.float64)
     else:
         y = rng.standard_normal((samples, n_out))
-    rows = gradcheck(net, X, y)
-    worst = max(max(row["W"], row["b"]) for row in rows)
-    print(f"network {'-'.join(str(s) for s in sizes)} ({', '.join(acts) or 'no hidden layer'}; "
-          f"{out_act} + {loss.name}), float64, {samples} random samples, seed {seed}")
-    print(f"{'layer':<7}{'shape':>12}{'error W':>12}{'error b':>12}")
-    for row, layer in zip(rows, net.layers):
-        flag = "" if max(row["W"], row["b"]) <= tol else "  FAIL"
-        print(f"{row['layer']:<7}{f'{layer.n_out}x{layer.n_in}':>12}{row['W']:>12.2e}{row['b']:>12.2e}{flag}")
+    rows = gradcheck(net, X, y, training=True)
+    blocks = [(row["layer"], name, err) for row in rows for name, err in row.items() if name != "layer"]
+    worst = max(err for _, _, err in blocks)
+    extra = (f"{norm} norm, " if norm else "") + ("residual blocks, " if args.residual else "")
+    print(f"network {'-'.join(str(s) for s in sizes)} ({extra}{', '.join(acts) or 'no hidden layer'}; "
+          f"{out_act} + {loss.name}), float64, {samples} random samples, seed {seed}, training mode")
+    print(f"{'layer':<7}{'kind':<12}{'block':<18}{'shape':>12}{'error':>12}")
+    for layer_no, name, err in blocks:
+        layer = net.layers[layer_no - 1]
+        shape = "x".join(str(d) for d in layer.param_shapes()[name])
+        flag = "" if err <= tol else "  FAIL"
+        print(f"{layer_no:<7}{type(layer).__name__:<12}{name:<18}{shape:>12}{err:>12.2e}{flag}")
     passed = worst <= tol
     print(f"{'passed' if passed else 'FAILED'}: largest error {worst:.2e} (tolerance {tol:g})")
     return 0 if passed else 1

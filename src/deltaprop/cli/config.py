@@ -322,6 +322,14 @@ TRAIN_OPTIONS = (
            "mean_squared_error to match the output)", "network", "NAME"),
     Option("dropout", list_of(_unit, "a probability in [0, 1) or one per hidden layer"), [0.2],
            "dropout after each hidden layer: one probability or one per layer", "network", "P[,P...]"),
+    Option("norm", choice("none", "batch", "layer"), "none", "normalisation: batch (BatchNorm, statistics of "
+           "each batch while training, running averages kept for predictions) or layer (LayerNorm, over each "
+           "row); before each hidden activation, or opening each residual block", "network", "KIND"),
+    Option("residual", boolean, False, "a tabular ResNet: each hidden size is a residual block of that width, "
+           "x + Dropout(Dense(Dropout(σ(Dense(norm(x)))))), after a linear stem and before a norm-σ head "
+           "(Gorishniy et al. 2021)", "network", flag=True),
+    Option("embed_categories", integer(1), None, "learn a vector of this size for each categorical column's "
+           "categories (an Embedding layer) instead of one-hot encoding them", "network", "DIM"),
     Option("dtype", choice("float32", "float64"), "float32", "floating-point type of the network",
            "network", "DTYPE"),
     # optimizer

@@ -182,6 +182,11 @@ def _add_gradcheck(sub):
     gradcheck.add_argument("--tol", default="1e-6", metavar="TOL",
                            help="largest acceptable error of any block (default: 1e-6)")
     gradcheck.add_argument("--seed", default="0", metavar="N", help="seed of the weights and data (default: 0)")
+    gradcheck.add_argument("--norm", default="none", choices=("none", "batch", "layer"),
+                           help="a BatchNorm or LayerNorm before each hidden activation, checked in training "
+                                "mode (default: none)")
+    gradcheck.add_argument("--residual", action="store_true",
+                           help="each hidden size a residual block of that width (a tabular ResNet)")
     gradcheck.set_defaults(func=cmd_gradcheck)
 
 

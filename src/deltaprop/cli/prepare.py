@@ -94,12 +94,17 @@ def prepare(cfg, dtype, scratch=None, max_validation=None, say=print):
         data.name = os.path.basename(path)
         return data
     if cfg["data"] is not None and is_table_source(cfg["data"]):
-        return _prepare_table(cfg, dtype, say)
-    for key in ("features", "drop", "categorical", "na_values"):
-        if cfg[key]:
-            raise ConfigError(f"--{key.replace('_', '-')} applies to CSV, Parquet and Feather files, not to "
-                              f"{cfg['data']!r}")
-    return _prepare_arrays(cfg, dtype, scratch, max_validation)
+        data = _prepare_table(cfg, dtype, say)
+    else:
+        for key in ("features", "drop", "categorical", "na_values"):
+            if cfg[key]:
+                raise ConfigError(f"--{key.replace('_', '-')} applies to CSV, Parquet and Feather files, not to "
+                                  f"{cfg['data']!r}")
+        data = _prepare_arrays(cfg, dtype, scratch, max_validation)
+    if cfg["embed_categories"] and not data.contract.schema.categorical:
+        data.notes.append("--embed-categories has nothing to embed: no column is categorical (one-hot and "
+                          "embeddings apply to text, true/false and --categorical columns)")
+    return data
 
 
 # ---------------------------------------------------------------- tables
@@ -125,7 +130,8 @@ def _prepare_table(cfg, dtype, say):
     contract = DataContract.fit(table, target_name, rows=train, task=target.task, categorical=cfg["categorical"],
                                 scale=cfg["scale"], scale_target=cfg["scale_target"],
                                 max_categories=cfg["max_categories"], min_frequency=cfg["min_frequency"],
-                                na_values=cfg["na_values"] or ())
+                                na_values=cfg["na_values"] or (),
+                                categories_as="codes" if cfg["embed_categories"] else "onehot")
     target = contract.target
     n_classes = len(target.classes) if target.task == "classification" else None
     n_targets = 1

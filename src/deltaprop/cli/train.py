@@ -13,6 +13,7 @@ when this one fails; no module keeps it.
 """
 
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -24,7 +25,10 @@ import numpy as np
 
 from .. import batches, distributed, optimizers, schedules
 from .. import activations, losses
+from ..blocks import Residual
 from ..callbacks import JSONLogger
+from ..embedding import Embedding
+from ..layers import Activation, Dense, Dropout
 from ..checkpoint import latest_checkpoint
 from ..errors import DataError, DeltapropError, InvalidArgumentError, SaveError
 from ..model import Network
@@ -249,13 +253,14 @@ def _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm=None):
         if streamed:
             max_val = batches.STREAM_BYTES // (streamed * dtype.itemsize)
         data = prepare(cfg, dtype, scratch, max_val)
+        contract = data.contract
+        embed = contract.embedding_columns(cfg["embed_categories"]) if contract.categories_as == "codes" else None
         net = Network.from_sizes(
-            [data.contract.schema.n_inputs] + cfg["hidden"] + [data.n_out], activation=_one_or_each(cfg["activation"]),
+            [contract.n_inputs] + cfg["hidden"] + [data.n_out], activation=_one_or_each(cfg["activation"]),
             output_activation=data.output_activation, loss=data.loss, dropout=_one_or_each(cfg["dropout"]),
-            dtype=cfg["dtype"], seed=cfg["seed"])
-        unused = data.contract.schema.unused_inputs()
-        if len(unused):
-            net.layers[0].W[:, unused] = 0  # an unseen category adds nothing (no training row sets these)
+            dtype=cfg["dtype"], seed=cfg["seed"], norm=None if cfg["norm"] == "none" else cfg["norm"],
+            residual=cfg["residual"], embed=embed)
+        contract.silence_unused(net)  # an unseen category adds nothing (no training row sets these)
         _announce(say, cfg, data, net, optimizer, bool(streamed), comm)
         t_fit = time.perf_counter()
         history = _fit(net, cfg, data, optimizer, schedule, comm)
@@ -316,7 +321,7 @@ def _announce(say, cfg, data, net, optimizer, streamed, comm=None):
     n_train, n_val, n_test = data.split_sizes
     what = f"{data.n_classes} classes" if data.task == "classification" else \
         f"regression of {plural(data.n_targets, 'target')}"
-    inputs = data.contract.schema.n_inputs
+    inputs = data.contract.n_inputs
     columns = plural(data.n_columns, "feature")
     if inputs != data.n_columns:
         columns += f" -> {plural(inputs, 'input')}"
@@ -335,14 +340,36 @@ def _announce(say, cfg, data, net, optimizer, streamed, comm=None):
 
 
 def _describe_network(net):
-    """``784-512-256-10 relu dropout 0.2, softmax + categorical_crossentropy``."""
+    """``784-512-256-10 relu dropout 0.2, softmax + categorical_crossentropy``, or the layers of a richer network."""
+    head = f"{net.layers[-1].activation.name} + {net.loss.name}"
+    if not all(isinstance(layer, Dense) for layer in net.layers):
+        kinds = [_layer_word(layer) for layer in net.layers[:-1]]
+        blocks = [f"{k} x{n}" if n > 1 else k for k, n in ((k, len(list(g))) for k, g in itertools.groupby(kinds))]
+        return f"{net.n_in} inputs, {', '.join(blocks)}, dense {net.layers[-1].n_in}-{net.n_out} {head}"
     sizes = "-".join(str(s) for s in [net.n_in] + [layer.n_out for layer in net.layers])
     hidden = net.layers[:-1]
     acts = "/".join(dict.fromkeys(layer.activation.name for layer in hidden)) or "no hidden layer"
     drops = "/".join(dict.fromkeys(f"{layer.dropout:g}" for layer in hidden))
     if drops and drops != "0":
         acts += f" dropout {drops}"
-    return f"{sizes} {acts}, {net.layers[-1].activation.name} + {net.loss.name}"
+    return f"{sizes} {acts}, {head}"
+
+
+def _layer_word(layer):
+    """A few words for one layer in the run's announcement."""
+    if isinstance(layer, Dense):
+        act = layer.activation.name
+        return f"dense {layer.n_in}-{layer.n_out}" + ("" if act == "identity" else f" {act}") + (
+            f" dropout {layer.dropout:g}" if layer.dropout else "")
+    if isinstance(layer, Residual):
+        return f"residual[{', '.join(_layer_word(inner) for inner in layer.layers)}]"
+    if isinstance(layer, Embedding):
+        return f"embedding {layer.n_in}->{layer.n_out}"
+    if isinstance(layer, Activation):
+        return layer.activation.name
+    if isinstance(layer, Dropout):
+        return f"dropout {layer.p:g}"
+    return type(layer).__name__.lower()
 
 
 def _metric(task):

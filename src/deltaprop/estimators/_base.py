@@ -102,8 +102,13 @@ class _DeltapropMLP(BaseEstimator):
         """The network: ``Network.from_sizes`` with this estimator's sizes, activations, dropout and output."""
         out_activation, loss = self._output_spec()
         sizes = [n_in, *self._hidden_sizes(), self._n_outputs()]
+        contract = getattr(self, "contract_", None)
+        embed = None
+        if contract is not None and contract.categories_as == "codes" and contract.schema.categorical:
+            embed = contract.embedding_columns(self.embed_categories)
         return Network.from_sizes(sizes, activation=self.activation, output_activation=out_activation, loss=loss,
-                                  dropout=self.dropout, initializer=self.initializer, dtype=dtype, seed=seed)
+                                  dropout=self.dropout, initializer=self.initializer, dtype=dtype, seed=seed,
+                                  norm=self.norm, residual=self.residual, embed=embed)
 
     def _learning_rate(self):
         lr = self.learning_rate
@@ -205,6 +210,11 @@ class _DeltapropMLP(BaseEstimator):
             check_dtype(self.dtype)
         inputs.check_preprocess(self.preprocess)
         inputs.check_categorical_features(self.categorical_features)
+        if self.norm not in (None, "batch", "layer"):
+            raise InvalidArgumentError(f"norm must be None, 'batch' or 'layer', got {describe(self.norm)}")
+        check_bool(self.residual, "residual")
+        if self.embed_categories is not None:
+            check_positive_int(self.embed_categories, "embed_categories")
 
     # ------------------------------------------------------------ fitting
     def fit(self, X, y, sample_weight=None):
@@ -309,6 +319,7 @@ class _DeltapropMLP(BaseEstimator):
         self.t_ = getattr(self, "t_", 0) + X.shape[0] * epochs_run
         if self.early_stopping and not incremental and self._best_params is not None:
             np.copyto(self.network_.params, self._best_params)
+            np.copyto(self.network_.buffers, self._best_buffers)
         if not incremental and not self.stopped_early_ and epochs_run == self.epochs:
             # scikit-learn's MLP warns on the same condition ("Maximum iterations ... reached")
             what = "validation score" if self.early_stopping else "training loss"
@@ -348,10 +359,7 @@ class _DeltapropMLP(BaseEstimator):
         self._split_seed = int(self._random_state.randint(np.iinfo(np.int32).max))
         self.network_ = self._make_network(n_in, dtype, seed)
         if self.contract_ is not None:
-            unused = self.contract_.schema.unused_inputs()
-            if len(unused):
-                # each "other" slot that pooled no training category: an unseen category adds nothing
-                self.network_.layers[0].W[:, unused] = 0
+            self.contract_.silence_unused(self.network_)  # an unseen category adds nothing
         self._arch = self._architecture_key()
         self._optimizer, self._optimizer_key = self._build_optimizer()
         self._schedule = self._build_schedule()
@@ -366,12 +374,14 @@ class _DeltapropMLP(BaseEstimator):
         self._reset_stopping()
 
     def _architecture_key(self):
-        return repr((self._hidden_sizes(), self.activation, self.dropout, self._output_spec()))  # not the initializer
+        return repr((self._hidden_sizes(), self.activation, self.dropout, self._output_spec(), self.norm,
+                     self.residual, self.embed_categories))  # not the initializer
 
     def _check_architecture(self):
         if self._architecture_key() != self._arch:
             raise InvalidArgumentError(
-                "hidden_layer_sizes, activation, dropout or loss changed since the network was built; "
+                "hidden_layer_sizes, activation, dropout, loss, norm, residual or embed_categories changed since the "
+                "network was built; "
                 "warm_start and partial_fit continue training the same network (set warm_start=False to rebuild)"
             )
 
@@ -390,6 +400,7 @@ class _DeltapropMLP(BaseEstimator):
     def _reset_stopping_fields(self):
         self._no_improvement_count = 0
         self._best_params = None
+        self._best_buffers = None
         self._best_val_loss = math.inf
         self.stopped_early_ = False
 
@@ -427,6 +438,7 @@ class _DeltapropMLP(BaseEstimator):
                     self._best_params = self.network_.params.copy()
                 else:
                     np.copyto(self._best_params, self.network_.params)
+                self._best_buffers = self.network_.buffers.copy()  # BatchNorm's running statistics
         else:
             improved = not loss > self.best_loss_ - tol
             self.best_loss_ = min(self.best_loss_, loss)
@@ -448,6 +460,7 @@ class _DeltapropMLP(BaseEstimator):
         self.stopped_early_ = True
         if incremental and self._best_params is not None:
             np.copyto(self.network_.params, self._best_params)
+            np.copyto(self.network_.buffers, self._best_buffers)
         if self.verbose:
             what = "Validation score" if early else "Training loss"
             print(f"{what} did not improve more than tol={tol} for {self.n_iter_no_change} consecutive epochs. "

@@ -156,6 +156,16 @@ class DeltapropClassifier(ClassifierMixin, _DeltapropMLP):
         trains exactly like its ``to_numpy()`` (with scikit-learn's
         feature-name checks: reordered columns are an error). None: never
         the contract.
+    norm : {None, "batch", "layer"}, default None
+        BatchNorm or LayerNorm before each hidden activation (or opening
+        each residual block); see :meth:`deltaprop.FeedForward.from_sizes`.
+    residual : bool, default False
+        A tabular ResNet (Gorishniy et al., 2021): each entry of
+        ``hidden_layer_sizes`` is a residual block of that width.
+    embed_categories : int or None, default None
+        With a data contract: learn a vector of this size for each
+        categorical column's categories (an Embedding first layer) instead
+        of one-hot encoding them.
 
     Notes
     -----
@@ -216,7 +226,8 @@ class DeltapropClassifier(ClassifierMixin, _DeltapropMLP):
                  learning_rate=None, schedule=None, batch_size="auto", epochs=200, alpha=1e-4, dropout=0.0,
                  initializer="glorot_uniform", early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, class_weight=None, shuffle=True, dtype=None, random_state=None, warm_start=False, verbose=0,
-                 categorical_features="from_dtype", preprocess="auto"):
+                 categorical_features="from_dtype", preprocess="auto", norm=None, residual=False,
+                 embed_categories=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.loss = loss
@@ -240,6 +251,9 @@ class DeltapropClassifier(ClassifierMixin, _DeltapropMLP):
         self.verbose = verbose
         self.categorical_features = categorical_features
         self.preprocess = preprocess
+        self.norm = norm
+        self.residual = residual
+        self.embed_categories = embed_categories
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

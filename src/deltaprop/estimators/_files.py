@@ -143,7 +143,7 @@ def load(cls, path):
     network = load_model(path)
     record = _read_record(cls, path, network)
     estimator = _build_estimator(cls, path, record)
-    contract = contract_from_state(path, record.get("contract"), network.n_in)
+    contract = contract_from_state(path, record.get("contract"), network)
     n_in = record.get("n_features_in")
     if not isinstance(n_in, int) or isinstance(n_in, bool) or n_in < 1:
         raise ModelFileError(f"{path}: n_features_in must be a positive int, got {describe(n_in)}")

@@ -160,11 +160,11 @@ def fit_contract(estimator, X, categorical_features, dtype):
     -------
     contract : DataContract
         Without a target: the estimators keep their own labels and targets.
-    inputs : ndarray or OneHotMatrix of shape (n_samples, contract.schema.n_inputs)
+    inputs : ndarray or OneHotMatrix of shape (n_samples, contract.n_inputs)
     """
     table = read_table(X)
     schema = Schema.fit(table, categorical=_forced_names(X, categorical_features))
-    contract = DataContract(schema)
+    contract = DataContract(schema, categories_as="codes" if estimator.embed_categories else "onehot")
     _check_feature_names(estimator, X, reset=True)  # scikit-learn's rule: string names only
     estimator.n_features_in_ = int(X.shape[1])
     return contract, contract.inputs(table, dtype)
@@ -219,7 +219,7 @@ def as_rows(X, dtype):
     return X.astype(dtype, copy=False)
 
 
-def contract_from_state(path, state, n_inputs):
+def contract_from_state(path, state, network):
     """The contract of a model file's estimator record (None when there is none); ModelFileError naming ``path``."""
     if state is None:
         return None
@@ -230,7 +230,8 @@ def contract_from_state(path, state, n_inputs):
     if contract.target is not None:
         raise ModelFileError(f"{path}: an estimator's data contract has no target, but this one has "
                              f"{contract.target.name!r}")
-    if contract.schema.n_inputs != n_inputs:
-        raise ModelFileError(f"{path}: the data contract gives {contract.schema.n_inputs} inputs but the network "
-                             f"has {n_inputs}")
+    try:
+        contract.check_network(network)
+    except DeltapropError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
     return contract

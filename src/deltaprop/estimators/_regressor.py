@@ -42,7 +42,7 @@ class DeltapropRegressor(RegressorMixin, _DeltapropMLP):
     DataFrames with categorical columns or missing values, scipy sparse
     matrices and ``ConvergenceWarning`` work as in
     :class:`DeltapropClassifier` (``categorical_features``, ``preprocess``,
-    ``contract_``). ``predict`` returns the shape of the ``y`` it was fitted on: 1-D for a
+    ``contract_``, ``norm``, ``residual``, ``embed_categories``). ``predict`` returns the shape of the ``y`` it was fitted on: 1-D for a
     1-D ``y``, ``(n_samples, n_outputs)`` for a 2-D one.
     """
 
@@ -52,7 +52,8 @@ class DeltapropRegressor(RegressorMixin, _DeltapropMLP):
                  learning_rate=None, schedule=None, batch_size="auto", epochs=200, alpha=1e-4, dropout=0.0,
                  initializer="glorot_uniform", early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, shuffle=True, dtype=None, random_state=None, warm_start=False, verbose=0,
-                 categorical_features="from_dtype", preprocess="auto"):
+                 categorical_features="from_dtype", preprocess="auto", norm=None, residual=False,
+                 embed_categories=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.loss = loss
@@ -75,6 +76,9 @@ class DeltapropRegressor(RegressorMixin, _DeltapropMLP):
         self.verbose = verbose
         self.categorical_features = categorical_features
         self.preprocess = preprocess
+        self.norm = norm
+        self.residual = residual
+        self.embed_categories = embed_categories
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -68,9 +68,7 @@ class TabularModel:
         self.last_report = None
         self.target_stored = True  # False for a network saved alone: its target has no name
         self.written_by = None
-        if contract.schema.n_inputs != network.n_in:
-            raise InvalidArgumentError(f"the data contract has {contract.schema.n_inputs} inputs but the network "
-                                       f"has {network.n_in}")
+        contract.check_network(network)
 
     # ------------------------------------------------------------ properties
     @property
