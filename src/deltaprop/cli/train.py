@@ -254,7 +254,8 @@ def _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm=None):
             max_val = batches.STREAM_BYTES // (streamed * dtype.itemsize)
         data = prepare(cfg, dtype, scratch, max_val)
         contract = data.contract
-        embed = contract.embedding_columns(cfg["embed_categories"]) if contract.categories_as == "codes" else None
+        codes = contract.categories_as == "codes" and contract.schema.categorical
+        embed = contract.embedding_columns(cfg["embed_categories"]) if codes else None
         net = Network.from_sizes(
             [contract.n_inputs] + cfg["hidden"] + [data.n_out], activation=_one_or_each(cfg["activation"]),
             output_activation=data.output_activation, loss=data.loss, dropout=_one_or_each(cfg["dropout"]),

@@ -117,7 +117,7 @@ class DataContract:
         changes them.
         """
         first = network.layers[0]
-        if self.categories_as == "onehot":
+        if self.categories_as == "onehot" or not self.schema.categorical:
             unused = self.schema.unused_inputs()
             if unused.size:
                 first.W[:, unused] = 0
