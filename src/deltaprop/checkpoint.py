@@ -359,6 +359,22 @@ def _check_buffers(path, tensors, arch):
         check_tensor(path, "buffers", tensors["buffers"], (n_buf,), arch["dtype"])
 
 
+def _check_buffer_values(path, net, buffers):
+    """Ask each layer whether the checkpoint's running statistics make sense (a variance is never negative).
+
+    The network's own buffers are put back whatever the answer.
+    """
+    saved = net.buffers.copy()
+    try:
+        np.copyto(net.buffers, buffers)
+        for i, layer in enumerate(net.layers):
+            problem = layer.state_problem()
+            if problem:
+                raise ModelFileError(f"{path}: layer {i} ({type(layer).__name__}): {problem}")
+    finally:
+        np.copyto(net.buffers, saved)
+
+
 def _check_early_stopping(path, meta, arrays, params, buffers):
     ok = (type(meta.get("best")) in (int, float) and not math.isnan(meta["best"])
           and _count(meta.get("best_epoch"), -1) and _count(meta.get("wait"))
@@ -504,6 +520,10 @@ def _check_same_run(path, run, tensors, arch, info, overrides=frozenset()):
             prefix = f"callbacks.{key}."
             arrays = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             _check_early_stopping(path, info["callbacks"][key], arrays, net.params, net.buffers)
+            if "best_buffers" in arrays:
+                _check_buffer_values(path, net, arrays["best_buffers"])
+    if "buffers" in tensors:
+        _check_buffer_values(path, net, tensors["buffers"])
     used = _check_settings(path, run, info, overrides)
     done = info["epoch"] + (info["batch"] > 0)
     if done > run.epochs:

@@ -46,7 +46,8 @@ def _describe_layer(layer):
         act = getattr(layer.activation, "name", type(layer.activation).__name__)
         return f"Dense {act}" + (f" dropout={layer.dropout}" if layer.dropout else "")
     if isinstance(layer, Residual):
-        return "Residual[" + ", ".join(_describe_layer(inner).split(" ")[0] for inner in layer.layers) + "]"
+        return "Residual[" + ", ".join(_describe_layer(inner).split(" ")[0] if not isinstance(inner, Residual)
+                                       else _describe_layer(inner) for inner in layer.layers) + "]"
     if isinstance(layer, Activation):
         return f"Activation {getattr(layer.activation, 'name', layer.activation)}"
     if isinstance(layer, Dropout):
@@ -334,11 +335,16 @@ class FeedForward:
         :class:`~deltaprop.sparse.SparseRows` or a scipy sparse matrix is
         checked the same way and returned as a matrix of
         :mod:`deltaprop.sparse` (never densified): the first layer multiplies
-        it without its zeros.
+        it without its zeros. Only a Dense first layer can; any other refuses
+        it (InvalidTypeError).
         """
         if not isinstance(X, np.ndarray):
             matrix = as_input(X, self.dtype, n_features=self.n_in, name=name)
             if matrix is not None:
+                if not isinstance(self.layers[0], Dense):
+                    raise InvalidTypeError(
+                        f"{name} is a sparse matrix, which only a Dense first layer reads without densifying it; "
+                        f"this network starts with {self.layers[0]!r}: pass a dense array ({name}.toarray())")
                 return matrix
         return check_array(X, name, n_features=self.n_in, dtype=self.dtype)
 

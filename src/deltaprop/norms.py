@@ -178,9 +178,14 @@ class BatchNorm(_Norm):
         self.reduce = reduce
 
     def state_problem(self):
-        bad = np.flatnonzero(~(self.running_var >= 0))
+        for name in ("running_mean", "running_var"):
+            values = getattr(self, name)
+            bad = np.flatnonzero(~np.isfinite(values))
+            if bad.size:
+                return f"{name}[{bad[0]}] is {float(values[bad[0]])!r}; running statistics are finite"
+        bad = np.flatnonzero(self.running_var < 0)
         if bad.size:
-            return f"running_var[{bad[0]}] is {self.running_var[bad[0]].item()!r}; a variance is never negative"
+            return f"running_var[{bad[0]}] is {float(self.running_var[bad[0]])!r}; a variance is never negative"
         return None
 
     def _sum_rows(self, x, extra=None):
