@@ -2,8 +2,10 @@
 
     python _mpi_child.py SCENARIO OUTDIR [--plain] [options]
 
-Rank 0 writes the results into OUTDIR: ``NAME.npy`` (final parameters) and
-``NAME.json`` (history and checks). ``--plain`` trains without MPI (the
+Rank 0 writes the results into OUTDIR: ``NAME.npy`` (final parameters),
+``NAME-buffers.npy`` (final running statistics, empty without BatchNorm) and
+``NAME.json`` (history and checks). tests/test_distributed_layers.py uses the
+``bn*`` and ``ln*`` configurations. ``--plain`` trains without MPI (the
 single-process reference); otherwise every run goes through ``MPIComm``.
 Not a test module itself (its name starts with an underscore).
 """
@@ -66,7 +68,83 @@ def build(name, rank=0):
         return net, X, y, dict(epochs=40, batch_size=16, optimizer=dp.Adam(learning_rate=0.05),
                                validation_data=val, early_stopping={"patience": 1, "monitor": "val_loss"},
                                metrics=["accuracy"])
+    layers = build_layers(name, rank, X, y, t, w)
+    if layers is not None:
+        return layers
     raise SystemExit(f"unknown configuration {name!r}")
+
+
+def build_layers(name, rank, X, y, t, w):
+    """The configurations with normalisation and residual layers (tests/test_distributed_layers.py)."""
+    F = dp.Network.from_sizes
+    cce = "categorical_crossentropy"
+    sgd = dict(epochs=8, batch_size=32)
+    if name == "bn":  # each hidden layer Dense -> BatchNorm -> Activation
+        net = F([8, 16, 16, 3], loss=cce, norm="batch", seed=11)
+        return net, X, y, dict(sgd, optimizer=dp.SGD(learning_rate=0.1, momentum=0.9))
+    if name == "bn_resnet":  # the tabular ResNet: stem, 2 blocks [BatchNorm, Dense, Dense, Dropout], head
+        net = F([8, 16, 16, 3], loss=cce, norm="batch", residual=True, dropout=0.1, seed=12)
+        return net, X, y, dict(sgd, optimizer=dp.SGD(learning_rate=0.05, momentum=0.9))
+    if name == "bn_float64":  # weighted samples: the batch statistics stay unweighted, the gradient is not
+        net = F([8, 16, 16, 3], loss=cce, norm="batch", residual=True, dtype="float64", seed=13)
+        return net, X, y, dict(epochs=8, batch_size=40, optimizer=dp.SGD(learning_rate=0.05, momentum=0.9),
+                               sample_weight=w, class_weight="balanced")
+    if name == "bn_adam":  # Adam moves the biases that BatchNorm cancels on rounding noise (see the tests)
+        net = F([8, 16, 16, 3], loss=cce, norm="batch", seed=14)
+        return net, X, y, dict(sgd, optimizer=dp.Adam(learning_rate=0.01))
+    if name == "ln":
+        net = F([8, 16, 16, 3], loss=cce, norm="layer", dropout=0.1, seed=15)
+        return net, X, y, dict(sgd, optimizer=dp.Adam(learning_rate=0.01))
+    if name == "ln_resnet":
+        net = F([8, 16, 16, 3], loss=cce, norm="layer", residual=True, dropout=0.1, seed=16)
+        return net, X, y, dict(sgd, optimizer=dp.Adam(learning_rate=0.01))
+    if name == "bn_rank_seeded":  # other weights and other running statistics on every rank before fit
+        net = F([8, 16, 16, 3], loss=cce, norm="batch", residual=True, seed=17 + rank)
+        for layer in bn_layers(net):
+            layer.running_mean[...] = rank
+            layer.running_var[...] = 1 + rank
+        return net, X, y, dict(epochs=2, batch_size=32, optimizer=dp.SGD(learning_rate=0.1, momentum=0.9))
+    if name == "bn_onestep":  # one step on one unshuffled global batch of every row: BatchNorm on the inputs
+        net = dp.Network([dp.BatchNorm(8), dp.Dense(8, 16, activation="relu"), dp.BatchNorm(),
+                          dp.Dense(16, 3, activation="softmax")], dtype="float64", seed=18)
+        return net, X, y, dict(epochs=1, batch_size=N_SAMPLES, optimizer=dp.SGD(learning_rate=0.1), shuffle=False)
+    if name == "bn_tiny":  # global batches of 2 rows: with 3 ranks one rank has none
+        net = F([8, 6, 3], loss=cce, norm="batch", dtype="float64", seed=19)
+        return net, X[:12], y[:12], dict(epochs=3, batch_size=2, optimizer=dp.SGD(learning_rate=0.1))
+    return None
+
+
+def bn_layers(net):
+    """Every BatchNorm of ``net``, inside residual blocks too."""
+    out = []
+    for layer in net.layers:
+        out += bn_layers(layer) if hasattr(layer, "layers") else [layer] if isinstance(layer, dp.BatchNorm) else []
+    return out
+
+
+def _span(view, flat):
+    """``[lo, hi]`` of ``view`` inside the flat array ``flat``."""
+    lo = (view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]) // flat.itemsize
+    return [int(lo), int(lo + view.size)]
+
+
+def cancelled(net):
+    """Entries that BatchNorm makes irrelevant: the bias of a Dense layer right before a BatchNorm
+    (the batch mean subtracts it) and that BatchNorm's running mean (which tracks it)."""
+    params, buffers = [], []
+    for a, b in zip(net.layers[:-1], net.layers[1:]):
+        if isinstance(a, dp.Dense) and isinstance(b, dp.BatchNorm):
+            params.append(_span(a.b, net.params))
+            buffers.append(_span(b.running_mean, net.buffers))
+    return {"params": params, "buffers": buffers}
+
+
+def input_stats(comm):
+    """Mean and unbiased variance of every input row, and of the rows rank 0 holds of one batch of all rows."""
+    X = make_data()[0]
+    k = N_SAMPLES // (1 if comm is None else comm.size)
+    return {"mean": X.mean(axis=0).tolist(), "var": X.var(axis=0, ddof=1).tolist(),
+            "rank0_mean": X[:k].mean(axis=0).tolist(), "rank0_var": X[:k].var(axis=0, ddof=1).tolist()}
 
 
 class RecordingMemmap(np.memmap):
@@ -122,10 +200,15 @@ def history_rows(history):
 def scenario_train(args, comm):
     names = args.configs.split(",")
     for name in names:
+        calls = 0 if comm is None else comm.reduce_calls
         net, history = fit_config(name, comm, args.outdir)
-        info = {"history": history_rows(history)}
+        info = {"history": history_rows(history), "cancelled": cancelled(net)}
+        if name == "bn_onestep":
+            info["input_stats"] = input_stats(comm)
         if comm is not None:
-            everyone = comm.allgather({"params": net.params.tobytes().hex(), "history": info["history"]})
+            info["reduce_calls_in_fit"] = comm.reduce_calls - calls
+            everyone = comm.allgather({"params": net.params.tobytes().hex(), "history": info["history"],
+                                       "buffers": net.buffers.tobytes().hex()})
             info["same_on_all_ranks"] = all(e == everyone[0] for e in everyone)
             if name.endswith("memmap"):
                 info["rows_read"] = comm.allgather(len(RecordingMemmap.rows_read))
@@ -137,6 +220,7 @@ def scenario_train(args, comm):
             info["reduce_calls"] = comm.reduce_calls
         if comm is None or comm.is_root:
             np.save(os.path.join(args.outdir, f"{name}.npy"), net.params)
+            np.save(os.path.join(args.outdir, f"{name}-buffers.npy"), net.buffers)
             with open(os.path.join(args.outdir, f"{name}.json"), "w") as f:
                 json.dump(info, f)
 
