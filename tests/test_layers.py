@@ -377,7 +377,7 @@ def test_oracle_sees_a_wrong_batchnorm_backward(monkeypatch):
     original = dp.BatchNorm.backward
 
     def wrong(self, grad, need_input_grad=True):
-        xhat = self.xhat.copy()
+        xhat = self.xc * self.inv_std
         out = original(self, grad, need_input_grad)
         if out is not None and self.count is not None:
             out += xhat * 0.01
@@ -921,3 +921,40 @@ def test_gradcheck_report_names_every_block():
     assert keys[5] == keys[6] == set()                          # Activation and Dropout have no parameters
     # ReLU inside the block, dropout off: the data are far from its kink at this seed; all blocks check out
     assert _worst(report) < FD_TOL, report
+
+
+# ---------------------------------------------------------------- no bias before a BatchNorm
+def test_from_sizes_leaves_out_the_biases_a_batchnorm_cancels():
+    """Before each BatchNorm, and on the ResNet's stream (which reaches nothing but BatchNorms)."""
+    plain = dp.Network.from_sizes([4, 6, 6, 2], loss="categorical_crossentropy", norm="batch", seed=0)
+    before_bn = [a for a, b in zip(plain.layers, plain.layers[1:]) if isinstance(b, dp.BatchNorm)]
+    assert len(before_bn) == 2 and all(isinstance(a, dp.Dense) and not a.bias for a in before_bn)
+    assert plain.layers[-1].bias
+    layer_norm = dp.Network.from_sizes([4, 6, 2], loss="categorical_crossentropy", norm="layer", seed=0)
+    assert all(layer.bias for layer in layer_norm.layers if isinstance(layer, dp.Dense))  # LayerNorm keeps them
+    resnet = dp.Network.from_sizes([4, 6, 6, 2], loss="categorical_crossentropy", norm="batch", residual=True,
+                                   seed=0)
+    stem, block = resnet.layers[0], resnet.layers[1]
+    assert not stem.bias and block.layers[1].bias and not block.layers[2].bias
+    with_dropout = dp.Network.from_sizes([4, 6, 2], loss="categorical_crossentropy", norm="batch", residual=True,
+                                         dropout=0.2, seed=0)
+    assert with_dropout.layers[1].layers[2].bias  # dropout scales a bias unit by unit: not a constant shift
+
+
+def test_a_dense_layer_without_bias_checks_saves_and_reads_old_records(tmp_path):
+    net = dp.Network([dp.Dense(3, 5, bias=False), dp.BatchNorm(), dp.Activation("tanh"),
+                      dp.Dense(5, 2, "softmax")], dtype="float64", seed=0)
+    assert net.layers[0].b is None and net.n_params == 15 + 10 + 12
+    X = np.random.default_rng(1).standard_normal((9, 3))
+    y = np.arange(9) % 2
+    for training in (False, True):
+        report = gradcheck(net, X, y, training=training)
+        assert set(report[0]) == {"layer", "W"} and report[0]["W"] < 1e-7
+    path = tmp_path / "nb.safetensors"
+    dp.save(net, path)
+    back = dp.load(path)
+    assert not back.layers[0].bias and np.array_equal(back.predict(X), net.predict(X))
+    record = dp.Dense(3, 5).get_config()
+    assert "bias" not in record and dp_layers.from_config(record).bias  # records of earlier versions: a bias
+    with pytest.raises(dp.InvalidTypeError, match="bias must be True or False"):
+        dp.Dense(3, 5, bias="no")

@@ -38,6 +38,8 @@ def _check_dense(path, where, layer, last):
         raise ModelFileError(f"{path}: {where} has invalid dropout {describe(d)} (a number in [0, 1))")
     if last and d:
         raise ModelFileError(f"{path}: the output layer has dropout {d}")
+    if not isinstance(layer.get("bias", True), bool):
+        raise ModelFileError(f"{path}: {where} has an invalid bias {describe(layer.get('bias'))} (true or false)")
     init = layer.get("initializer")
     if init is not None and not isinstance(init, str):
         raise ModelFileError(f"{path}: {where} has an invalid initializer {describe(init)}")

@@ -360,19 +360,10 @@ def _check_buffers(path, tensors, arch):
 
 
 def _check_buffer_values(path, net, buffers):
-    """Ask each layer whether the checkpoint's running statistics make sense (a variance is never negative).
-
-    The network's own buffers are put back whatever the answer.
-    """
-    saved = net.buffers.copy()
-    try:
-        np.copyto(net.buffers, buffers)
-        for i, layer in enumerate(net.layers):
-            problem = layer.state_problem()
-            if problem:
-                raise ModelFileError(f"{path}: layer {i} ({type(layer).__name__}): {problem}")
-    finally:
-        np.copyto(net.buffers, saved)
+    """The checkpoint's running statistics, judged by the network's layers (a variance is never negative)."""
+    problem = net.buffers_problem(buffers)
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
 
 
 def _check_early_stopping(path, meta, arrays, params, buffers):

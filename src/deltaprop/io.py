@@ -66,7 +66,7 @@ def build_network(path, arch):
 
 
 def network_tensors(network):
-    """``layers.{i}.{name}`` views of every layer's parameters and buffers (``W``, ``b``, ``gamma``, ``running_mean``...)."""
+    """``layers.{i}.{name}`` views of every layer's parameters and buffers (``W``, ``b``, ``gamma``...)."""
     return network.tensors()
 
 
@@ -239,10 +239,9 @@ def load(path):
     for name, target in network_tensors(net).items():
         np.copyto(target, tensors[name])
     _check_magnitude(path, net)
-    for i, layer in enumerate(net.layers):
-        problem = layer.state_problem()
-        if problem:
-            raise ModelFileError(f"{path}: layer {i} ({type(layer).__name__}): {problem}")
+    problem = net.buffers_problem()
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
     net.preprocessing = None if pconfig is None else (pconfig, parrays)
     net.classes = classes
     net.run_config = run_config

@@ -208,6 +208,11 @@ class Dense(Layer):
         Probability of zeroing each output unit while training (inverted
         dropout: kept units are scaled by ``1 / (1 - dropout)``, so nothing
         changes at prediction time, where dropout is off).
+    bias : bool, default True
+        False for ``Z = A_prev Wᵀ`` alone: what comes before a BatchNorm,
+        which subtracts any constant shift, so that a bias there would have a
+        gradient of exactly zero in exact arithmetic and of rounding noise in
+        floating point (which Adam would amplify into a random walk).
 
     Attributes
     ----------
@@ -228,7 +233,7 @@ class Dense(Layer):
     first rows.
     """
 
-    def __init__(self, n_in, n_out, activation="identity", initializer=None, dropout=0.0):
+    def __init__(self, n_in, n_out, activation="identity", initializer=None, dropout=0.0, bias=True):
         self.n_in = check_positive_int(n_in, "n_in")
         self.n_out = check_positive_int(n_out, "n_out")
         self.activation = activations.get(activation)
@@ -237,6 +242,9 @@ class Dense(Layer):
             initializers.default_for(act_name) if initializer is None else initializers.get(initializer)
         )
         self.dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise InvalidTypeError(f"bias must be True or False, got {describe(bias)}")
+        self.bias = bool(bias)
         self.W = self.b = self.grad_W = self.grad_b = None
         self._capacity = 0
         self.a_prev = self.z = self.a = self.out = self.mask = None
@@ -249,7 +257,7 @@ class Dense(Layer):
         return self.n_out
 
     def param_shapes(self):
-        return {"W": (self.n_out, self.n_in), "b": (self.n_out,)}
+        return {"W": (self.n_out, self.n_in), "b": (self.n_out,)} if self.bias else {"W": (self.n_out, self.n_in)}
 
     def flops_per_sample(self, first=False):
         """``2 n_in n_out`` each for ``Z``, ``grad_W`` and (unless first) the input delta."""
@@ -263,15 +271,17 @@ class Dense(Layer):
         """
         k = self.n_out * self.n_in
         self.W = params[:k].reshape(self.n_in, self.n_out).T
-        self.b = params[k:]
         self.grad_W = grads[:k].reshape(self.n_in, self.n_out).T
-        self.grad_b = grads[k:]
-        self.params_, self.grads_, self.buffers_ = {"W": self.W, "b": self.b}, {"W": self.grad_W, "b": self.grad_b}, {}
+        self.params_, self.grads_, self.buffers_ = {"W": self.W}, {"W": self.grad_W}, {}
+        if self.bias:
+            self.b, self.grad_b = params[k:], grads[k:]
+            self.params_["b"], self.grads_["b"] = self.b, self.grad_b
 
     def initialize(self, rng):
         """Draw ``W`` from the initializer (using ``rng``) and set ``b`` to zero, in place."""
         self.W[...] = self.initializer((self.n_out, self.n_in), rng, self.W.dtype)
-        self.b[...] = 0
+        if self.bias:
+            self.b[...] = 0
 
     def _ensure_workspace(self, m, dtype, need_input_grad):
         if (self._z is not None and m <= self._capacity and self._z.dtype == dtype
@@ -321,7 +331,8 @@ class Dense(Layer):
             a_prev.matmul_into(self.W.T, z)
         kernels = _kernels.peek() if training and self._fusable(z) else None
         if kernels is None:
-            z += self.b                                     # Z += b
+            if self.bias:
+                z += self.b                                 # Z += b
             a = self.activation.forward(z, self._a[:m])     # A = σ(Z)
         else:  # fast path (bit-identical, tests/test_speed_paths.py): z += b; a = max(z, 0) in one pass
             a = self._a[:m]
@@ -358,7 +369,7 @@ class Dense(Layer):
 
     def _fusable(self, x):
         """Whether the fused ReLU kernels apply to workspace ``x`` (C-ordered, the parameters' dtype)."""
-        return (type(self.activation) is activations.ReLU and x.dtype == self.b.dtype
+        return (self.bias and type(self.activation) is activations.ReLU and x.dtype == self.b.dtype
                 and x.dtype.char in "fd" and x.flags.c_contiguous)
 
     def backward_delta(self, delta, need_input_grad=True):
@@ -368,7 +379,8 @@ class Dense(Layer):
         batch: the 1/m of the mean loss is already inside Δ). Returns
         ``Δ @ W`` or None.
         """
-        np.sum(delta, axis=0, out=self.grad_b)
+        if self.bias:
+            np.sum(delta, axis=0, out=self.grad_b)
         return self._backward_matmuls(delta, need_input_grad)
 
     def _backward_matmuls(self, delta, need_input_grad):
@@ -397,10 +409,11 @@ class Dense(Layer):
             "activation": act.get_config() if hasattr(act, "get_config") else {"name": getattr(act, "name", repr(act))},
             "initializer": getattr(self.initializer, "name", None),
             "dropout": self.dropout,
+            **({} if self.bias else {"bias": False}),  # absent: a bias (the files of earlier versions)
         }
 
     def __repr__(self):
-        extra = f", dropout={self.dropout}" if self.dropout else ""
+        extra = (f", dropout={self.dropout}" if self.dropout else "") + ("" if self.bias else ", bias=False")
         act = getattr(self.activation, "name", self.activation)
         return f"Dense({self.n_in}, {self.n_out}, activation={act!r}{extra})"
 
@@ -489,7 +502,8 @@ class Activation(Layer):
     def get_config(self):
         act = self.activation
         return {"type": "Activation", "n_in": self.n_in,
-                "activation": act.get_config() if hasattr(act, "get_config") else {"name": getattr(act, "name", repr(act))}}
+                "activation": act.get_config() if hasattr(act, "get_config")
+                else {"name": getattr(act, "name", repr(act))}}
 
     def __repr__(self):
         return f"Activation({getattr(self.activation, 'name', self.activation)!r})"

@@ -222,11 +222,16 @@ class FeedForward:
             layers.append(Embedding(embed, n_in=width))
             width = layers[0].build(width)
         if residual and n_hidden:
+            # With BatchNorm the residual stream reaches nothing but BatchNorms, which subtract any constant
+            # shift: a bias added to it (stem, projection, a block's last Dense without dropout after it)
+            # would have a zero gradient, so it is left out (see Dense's ``bias``).
+            batch = norm_layer is BatchNorm
             for i, (d, act, p, init) in enumerate(zip(sizes[1:-1], acts, drops, inits)):
                 if i == 0 or d != width:
-                    layers.append(Dense(width, d, initializer=init))            # stem or projection (linear)
+                    layers.append(Dense(width, d, initializer=init, bias=not batch))   # stem or projection (linear)
                 block = [] if norm_layer is None else [norm_layer()]
-                block += [Dense(d, d, activation=act, dropout=p, initializer=init), Dense(d, d, initializer=init)]
+                block += [Dense(d, d, activation=act, dropout=p, initializer=init),
+                          Dense(d, d, initializer=init, bias=not (batch and not p))]
                 block += [Dropout(p)] if p else []
                 layers.append(Residual(block))
                 width = d
@@ -238,7 +243,9 @@ class FeedForward:
                 else:
                     init = init if init is not None else initializers.default_for(getattr(
                         _activations.get(act), "name", None))
-                    layers += [Dense(width, d, initializer=init), norm_layer(), Activation(act)]
+                    # no bias before a BatchNorm: it would cancel it (see Dense's ``bias``)
+                    layers += [Dense(width, d, initializer=init, bias=norm_layer is not BatchNorm), norm_layer(),
+                               Activation(act)]
                     layers += [Dropout(p)] if p else []
                 width = d
         layers.append(Dense(width, sizes[-1], activation=output_activation, initializer=inits[-1]))
@@ -291,6 +298,25 @@ class FeedForward:
         """The fewest rows a training batch may have (2 with BatchNorm, else 1)."""
         return max(layer.min_batch_rows for layer in self.layers)
 
+    def buffers_problem(self, buffers=None):
+        """What is wrong with running statistics (``buffers``, default the network's own), or None.
+
+        Each layer judges its own (a variance is never negative, statistics
+        are finite); the network's buffers are unchanged afterwards.
+        """
+        saved = None if buffers is None else self.buffers.copy()
+        try:
+            if buffers is not None:
+                np.copyto(self.buffers, buffers)
+            for i, layer in enumerate(self.layers):
+                problem = layer.state_problem()
+                if problem:
+                    return f"layer {i} ({type(layer).__name__}): {problem}"
+            return None
+        finally:
+            if saved is not None:
+                np.copyto(self.buffers, saved)
+
     def check_batch_plan(self, n, batch_size):
         """Refuse batches of ``n`` samples that would leave a layer of batch statistics too few rows."""
         least = self.min_batch_rows
@@ -314,7 +340,10 @@ class FeedForward:
         return self.params.size
 
     def weight_mask(self):
-        """1 where ``params`` holds a weight (``W``, embedding tables), 0 elsewhere (biases, ``γ``, ``β``): for weight decay."""
+        """1 where ``params`` holds a weight (``W``, embedding tables), 0 elsewhere (biases, ``γ``, ``β``).
+
+        What weight decay applies to.
+        """
         return np.concatenate([layer.decay_mask() for layer in self.layers]).astype(self.dtype)
 
     def flops_per_sample(self):
@@ -505,7 +534,7 @@ class FeedForward:
 
     @classmethod
     def from_config(cls, config, seed=None):
-        """Rebuild an (initialised) network from :meth:`get_config` output (layers through :func:`deltaprop.layers.from_config`)."""
+        """Rebuild an (initialised) network from :meth:`get_config` output (each layer by its registered type)."""
         layers = [layer_from_config(c) for c in config["layers"]]
         return cls(layers, loss=config["loss"], dtype=config.get("dtype", "float32"), seed=seed)
 

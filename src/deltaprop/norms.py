@@ -160,6 +160,8 @@ class BatchNorm(_Norm):
     """
 
     min_batch_rows = 2
+    _transient = _Norm._transient + ("xc",)
+    xc = None
 
     def __init__(self, n_in=None, momentum=0.1, eps=1e-5):
         super().__init__(n_in, eps)
@@ -198,16 +200,19 @@ class BatchNorm(_Norm):
         return buf if extra is None else (buf[:-1], buf[-1])
 
     def forward(self, a_prev, training=False, rng=None, need_input_grad=True):
-        """``(m, n)`` → ``(m, n)``: batch statistics while ``training``, running ones otherwise."""
+        """``(m, n)`` → ``(m, n)``: batch statistics while ``training``, running ones otherwise.
+
+        Keeps ``x − μ`` and ``1/sqrt(σ² + ε)`` (``x̂`` is their product, never
+        stored), and writes ``y = (x − μ) ⊙ (γ / sqrt(σ² + ε)) + β`` in two passes.
+        """
         m, n = a_prev.shape
-        xhat = self._workspace("xhat", m, n, a_prev.dtype)
+        xc = self._workspace("xc", m, n, a_prev.dtype)
         if not training:
             self.count = None
-            np.subtract(a_prev, self.running_mean, out=xhat)
+            np.subtract(a_prev, self.running_mean, out=xc)                        # x − μ̂
             self.inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
-            xhat *= self.inv_std
-            self.xhat = xhat
-            return self._affine(xhat)
+            self.xc = xc
+            return self._scaled(xc)
         total, count = self._sum_rows(a_prev, float(m))                           # Σ_rows x, M
         count = float(count)
         if count < self.min_batch_rows:
@@ -215,41 +220,57 @@ class BatchNorm(_Norm):
                             f"got a batch of {int(count)}; choose a batch size that leaves no batch of 1 row "
                             f"(the last batch of an epoch included), or use LayerNorm")
         mean = total / count                                                      # μ
-        np.subtract(a_prev, mean, out=xhat)                                       # x − μ
-        var = self._sum_rows(xhat * xhat) / count                                 # σ²
+        np.subtract(a_prev, mean, out=xc)                                         # x − μ
+        var = self._sum_squares(xc) / count                                       # σ²
         self.inv_std = 1.0 / np.sqrt(var + self.eps)
-        xhat *= self.inv_std                                                      # x̂
-        self.xhat, self.count = xhat, count
+        self.xc, self.count = xc, count
         mom = self.momentum
         self.running_mean *= 1 - mom
         self.running_mean += mom * mean
         self.running_var *= 1 - mom
         self.running_var += (mom * count / (count - 1)) * var
-        return self._affine(xhat)
+        return self._scaled(xc)
+
+    def _scaled(self, xc):
+        """``y = (x − μ) ⊙ (γ ⊙ inv_std) + β``, into the output workspace."""
+        out = self._workspace("out", xc.shape[0], self.n_out, xc.dtype)
+        np.multiply(xc, self.gamma * self.inv_std, out=out)
+        out += self.beta
+        return out
+
+    def _sum_squares(self, xc):
+        """``Σ_rows (x − μ)²`` over the global batch (one pass, no temporary)."""
+        local = np.einsum("ij,ij->j", xc, xc)
+        if self.reduce is not None:
+            self.reduce(local)
+        return local
 
     def backward(self, grad, need_input_grad=True):
         """``grad = ∂L/∂y`` (m, n) → ``∂L/∂x`` (in ``grad``'s memory); fills ``grad_gamma``, ``grad_beta``.
 
+        With ``s = γ ⊙ inv_std`` the module notes' formula reads
+        ``∂L/∂x = s ⊙ G − s ⊙ ΣG/M − (x − μ) ⊙ (s ⊙ inv_std ⊙ Σ(G ⊙ x̂)/M)``.
         The parameter gradients hold this process's rows (the run sums them
         over processes with every other gradient); ``∂L/∂x`` uses the global
         ``Σ_rows G`` and ``Σ_rows G ⊙ x̂``.
         """
-        self._param_grads(grad)
+        np.sum(grad, axis=0, out=self.grad_beta)                                  # ∂L/∂β = Σ G
+        np.multiply(np.einsum("ij,ij->j", grad, self.xc), self.inv_std, out=self.grad_gamma)  # Σ G ⊙ x̂
         if not need_input_grad:
             return None
+        scale = self.gamma * self.inv_std
         if self.count is None:                                                    # prediction mode: an affine map
-            grad *= self.gamma * self.inv_std
+            grad *= scale
             return grad
         sums = np.concatenate([self.grad_beta, self.grad_gamma])
         if self.reduce is not None:
             self.reduce(sums)
         n = self.n_in
-        mean_g = self.gamma * sums[:n] / self.count                               # mean(Ĝ) = γ ⊙ Σ G / M
-        mean_gx = self.gamma * sums[n:] / self.count                              # mean(Ĝ ⊙ x̂) = γ ⊙ Σ G x̂ / M
-        grad *= self.gamma                                                        # Ĝ
-        grad -= mean_g
-        grad -= self.xhat * mean_gx
-        grad *= self.inv_std
+        grad *= scale                                                             # Ĝ ⊙ inv_std
+        grad -= scale * (sums[:n] / self.count)                                   # − inv_std ⊙ mean(Ĝ)
+        tmp = self._workspace("tmp", grad.shape[0], n, grad.dtype)
+        np.multiply(self.xc, scale * self.inv_std * (sums[n:] / self.count), out=tmp)
+        grad -= tmp                                                               # − inv_std ⊙ x̂ ⊙ mean(Ĝ ⊙ x̂)
         return grad
 
     def get_config(self):

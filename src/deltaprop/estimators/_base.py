@@ -23,8 +23,7 @@ from .. import schedules as _schedules
 from .. import training
 from ..checks import check_bool, check_dtype, check_number, check_positive_int
 from ..errors import DeltapropError, InvalidArgumentError, InvalidTypeError, ModelFileError, describe
-from ..model import Network
-from . import _files
+from . import _files, _network
 from . import _inputs as inputs
 from ._callbacks import SklearnBatchL2AndStopping
 
@@ -99,16 +98,8 @@ class _DeltapropMLP(BaseEstimator):
         return [check_positive_int(v, f"hidden_layer_sizes[{i}]") for i, v in enumerate(h)]
 
     def _make_network(self, n_in, dtype, seed):
-        """The network: ``Network.from_sizes`` with this estimator's sizes, activations, dropout and output."""
-        out_activation, loss = self._output_spec()
-        sizes = [n_in, *self._hidden_sizes(), self._n_outputs()]
-        contract = getattr(self, "contract_", None)
-        embed = None
-        if contract is not None and contract.categories_as == "codes" and contract.schema.categorical:
-            embed = contract.embedding_columns(self.embed_categories)
-        return Network.from_sizes(sizes, activation=self.activation, output_activation=out_activation, loss=loss,
-                                  dropout=self.dropout, initializer=self.initializer, dtype=dtype, seed=seed,
-                                  norm=self.norm, residual=self.residual, embed=embed)
+        """The network: ``Network.from_sizes`` with this estimator's sizes, layers options and output."""
+        return _network.make_network(self, [n_in, *self._hidden_sizes(), self._n_outputs()], dtype, seed)
 
     def _learning_rate(self):
         lr = self.learning_rate
@@ -210,11 +201,7 @@ class _DeltapropMLP(BaseEstimator):
             check_dtype(self.dtype)
         inputs.check_preprocess(self.preprocess)
         inputs.check_categorical_features(self.categorical_features)
-        if self.norm not in (None, "batch", "layer"):
-            raise InvalidArgumentError(f"norm must be None, 'batch' or 'layer', got {describe(self.norm)}")
-        check_bool(self.residual, "residual")
-        if self.embed_categories is not None:
-            check_positive_int(self.embed_categories, "embed_categories")
+        _network.check_layer_options(self.norm, self.residual, self.embed_categories)
 
     # ------------------------------------------------------------ fitting
     def fit(self, X, y, sample_weight=None):
@@ -482,14 +469,12 @@ class _DeltapropMLP(BaseEstimator):
     @property
     def coefs_(self):
         """Weight matrices in scikit-learn's orientation, ``(n_in, n_out)``: views ``W.T`` of the network."""
-        check_is_fitted(self, "network_")
-        return [layer.W.T for layer in self.network_.layers]
+        return [layer.W.T for layer in _network.plain_layers(self, "coefs_")]
 
     @property
     def intercepts_(self):
         """Bias vectors, views into the network."""
-        check_is_fitted(self, "network_")
-        return [layer.b for layer in self.network_.layers]
+        return [layer.b for layer in _network.plain_layers(self, "intercepts_")]
 
     @property
     def n_layers_(self):

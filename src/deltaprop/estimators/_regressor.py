@@ -42,7 +42,8 @@ class DeltapropRegressor(RegressorMixin, _DeltapropMLP):
     DataFrames with categorical columns or missing values, scipy sparse
     matrices and ``ConvergenceWarning`` work as in
     :class:`DeltapropClassifier` (``categorical_features``, ``preprocess``,
-    ``contract_``, ``norm``, ``residual``, ``embed_categories``). ``predict`` returns the shape of the ``y`` it was fitted on: 1-D for a
+    ``contract_``, ``norm``, ``residual``, ``embed_categories``). ``predict`` returns the shape of
+    the ``y`` it was fitted on: 1-D for a
     1-D ``y``, ``(n_samples, n_outputs)`` for a 2-D one.
     """
 
