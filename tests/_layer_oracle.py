@@ -30,7 +30,8 @@ import numpy as np
 _GELU_C = math.sqrt(2.0 / math.pi)
 
 
-def _act(spec, z):
+def act(spec, z):
+    """σ(z) for an activation config ``{"name": ..., hyperparameters}``, in autograd's NumPy."""
     name = spec["name"]
     if name == "identity":
         return z
@@ -86,7 +87,7 @@ def _forward_layer(cfg, x, params, buffers, training, rng):
         assert n_in == width, (cfg, width)
         w_t = params.take((n_in, n_out))       # Wᵀ, as the flat store holds it
         b = params.take((n_out,))
-        a = _act(cfg["activation"], anp.dot(x, w_t) + b)
+        a = act(cfg["activation"], anp.dot(x, w_t) + b)
         if training and cfg.get("dropout", 0.0):
             a = a * _mask(rng, m, n_out, cfg["dropout"])
         return a
@@ -123,7 +124,7 @@ def _forward_layer(cfg, x, params, buffers, training, rng):
             return x * _mask(rng, m, width, cfg["p"])
         return x
     if kind == "activation":
-        return _act(cfg["activation"], x)
+        return act(cfg["activation"], x)
     raise KeyError(kind)
 
 

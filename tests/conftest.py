@@ -269,29 +269,10 @@ def autograd_loss_fn(net, X, y, sample_weight=None):
     else:
         w = np.asarray(sample_weight, dtype=np.float64)
         s = w / w.sum()
-    c = math.sqrt(2.0 / math.pi)
+    from _layer_oracle import act  # the one autograd transcription of the activations
 
     def sigma(name, z):
-        if name == "identity":
-            return z
-        if name == "sigmoid":
-            return 1.0 / (1.0 + anp.exp(-z))
-        if name == "tanh":
-            return anp.tanh(z)
-        if name == "relu":
-            return anp.where(z > 0, z, 0.0 * z)
-        if name == "leaky_relu":
-            return anp.where(z > 0, z, 0.01 * z)
-        if name == "elu":
-            return anp.where(z > 0, z, anp.exp(anp.minimum(z, 0.0)) - 1.0)
-        if name == "gelu":
-            return 0.5 * z * (1.0 + anp.tanh(c * (z + 0.044715 * z**3)))
-        if name == "softplus":
-            return anp.log(1.0 + anp.exp(z))
-        if name == "softmax":
-            e = anp.exp(z)
-            return e / anp.sum(e, axis=1, keepdims=True)
-        raise KeyError(name)
+        return act({"name": name}, z)
 
     def per_sample(a):
         if loss == "mean_squared_error":

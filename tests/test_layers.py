@@ -28,11 +28,9 @@ Every random draw comes from ``numpy.random.default_rng(seed)``.
 
 import copy
 import json
-import pathlib
 import pickle
 import re
 import signal
-import struct
 import warnings
 
 import numpy as np
@@ -649,15 +647,7 @@ def test_astype_keeps_buffers():
 
 
 # ============================================================================ 6. hostile files
-def _parts(path):
-    data = pathlib.Path(path).read_bytes()
-    (n,) = struct.unpack("<Q", data[:8])
-    return json.loads(data[8:8 + n]), data[8 + n:]
-
-
-def _write(path, header, body):
-    raw = json.dumps(header).encode()
-    pathlib.Path(path).write_bytes(struct.pack("<Q", len(raw)) + raw + body)
+from test_io import _parts, _write  # noqa: E402  (the safetensors header codec of the file tests)
 
 
 def _edit(path, out, header=None, meta=None, body=None):

@@ -14,7 +14,8 @@ from . import blocks, embedding, norms  # noqa: F401 - registers the layer types
 from . import layers as _layers
 from .errors import ModelFileError, UnknownNameError, describe
 
-__all__ = ["check_architecture", "plan", "n_params", "n_buffers", "expected_tensors", "MAX_LAYERS", "MAX_UNITS"]
+__all__ = ["check_architecture", "plan", "unregistered", "n_params", "n_buffers", "expected_tensors",
+           "MAX_LAYERS", "MAX_UNITS"]
 
 MAX_LAYERS = 1000
 MAX_UNITS = 10**7
@@ -67,6 +68,14 @@ def _check_records(path, records, where, top):
             _check_records(path, layer["layers"], f"{name}, ", False)
 
 
+def unregistered(path, exc):
+    """The ModelFileError for a file that names an activation, loss, initializer or layer not registered here."""
+    return ModelFileError(
+        f"{path}: {exc}. If the model uses your own activation, loss, initializer or layer, register it under the "
+        f"saved name before loading (deltaprop.activations.register(name, cls), deltaprop.losses.register, "
+        f"deltaprop.initializers.register, deltaprop.layers.register)")
+
+
 def plan(path, arch):
     """The layers a checked architecture describes, built (unbound: nothing allocated) and chained.
 
@@ -78,11 +87,7 @@ def plan(path, arch):
         try:
             layer = _layers.from_config(config)
         except UnknownNameError as exc:
-            raise ModelFileError(
-                f"{path}: {exc}. If the model uses your own activation, loss, initializer or layer, register it "
-                f"under the saved name before loading (deltaprop.activations.register(name, cls), "
-                f"deltaprop.losses.register, deltaprop.initializers.register, deltaprop.layers.register)"
-            ) from None
+            raise unregistered(path, exc) from None
         except Exception as exc:  # noqa: BLE001 - a registered class may reject the file's hyperparameters any way
             raise ModelFileError(f"{path}: architecture is invalid: layer {i}: {exc}") from None
         if i and layer.n_in is not None and layer.n_in != width:

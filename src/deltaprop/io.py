@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 from ._version import __version__
-from .architecture import check_architecture, expected_tensors, plan
+from .architecture import check_architecture, expected_tensors, plan, unregistered
 from .data.scaling import Scaler
 from .errors import DeltapropError, InvalidArgumentError, InvalidTypeError, ModelFileError, UnknownNameError, describe
 from .model import Network
@@ -56,11 +56,7 @@ def build_network(path, arch):
     try:
         return Network.from_config(arch, seed=0)
     except UnknownNameError as exc:
-        raise ModelFileError(
-            f"{path}: {exc}. If the model uses your own activation, loss or initializer, register it under "
-            f"the saved name before loading (deltaprop.activations.register(name, cls), "
-            f"deltaprop.losses.register, deltaprop.initializers.register)"
-        ) from None
+        raise unregistered(path, exc) from None
     except Exception as exc:  # noqa: BLE001 - a registered class may reject the file's hyperparameters any way
         raise ModelFileError(f"{path}: architecture is invalid: {exc}") from None
 
