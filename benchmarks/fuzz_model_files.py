@@ -6,10 +6,12 @@
 Runs the engine of ``tests/test_fuzz.py`` (truncation at every length, bit
 flips, byte overwrites, header-length rewrites, structural edits of the
 header JSON and of the JSON documents in its metadata, splices, random
-bytes) with ``--cases`` mutations of each of the six seed files: a small
+bytes) with ``--cases`` mutations of each of the eight seed files: a small
 model file, a mid-epoch checkpoint, a classifier and a regressor as
 ``deltaprop train`` writes them (task, history, test scores, names, target
-scaling), and a file of each estimator. Every case must end in a successful
+scaling), a file of each estimator, and a model file and a mid-epoch
+checkpoint of a network of every layer kind (Embedding, Residual,
+BatchNorm with its running statistics, LayerNorm, Dropout, Activation). Every case must end in a successful
 load with finite parameters or in a ModelFileError (an estimator file: a
 DeltapropError from its class's ``load``), within 5 seconds and (with memory
 tracing, the default) without allocating more than 4 MiB.
@@ -57,7 +59,8 @@ def main(argv=None):
                         help="every N-th case of a model file also goes through the command line and the "
                              "estimators' load (default 20; 0 for none)")
     parser.add_argument("--targets", help="comma-separated seed files to mutate (default: all): model, checkpoint, "
-                                          "cli-classifier, cli-regressor, estimator-classifier, estimator-regressor")
+                                          "cli-classifier, cli-regressor, estimator-classifier, estimator-regressor, "
+                                          "model-layers, checkpoint-layers")
     parser.add_argument("--no-trace-memory", action="store_true", help="faster; skips the per-case memory bound")
     parser.add_argument("--save-failures", metavar="DIR", help="write each failing file here")
     args = parser.parse_args(argv)

@@ -94,6 +94,45 @@ class Seeds:
             self.checkpoint = f.read()
         self._cli_seeds(folder, scaler)
         self._estimator_seeds(folder)
+        self._layer_seeds(folder)
+
+    def _layer_seeds(self, folder):
+        """A model file and a mid-epoch checkpoint of a network of every layer kind (running statistics too)."""
+        self.Xc = self.X.copy()
+        self.Xc[:, 0] = np.arange(len(self.X)) % 3  # column 0: category codes for the Embedding
+        net = self.layer_network()
+        net.fit(self.Xc, self.y, **self.fit_kwargs())
+        self.layers_model_path = os.path.join(folder, "seed-layers.safetensors")
+        dp.save(net, self.layers_model_path, classes=["neg", "pos"])
+        ckdir = os.path.join(folder, "seed-layers-ckpt")
+        try:
+            self.layer_network().fit(self.Xc, self.y, **self.fit_kwargs(), callbacks=[_SigintAt(5)],
+                                     checkpoint_dir=ckdir, checkpoint_unit="step", checkpoint_every=1000)
+        except KeyboardInterrupt:
+            pass
+        names = sorted(n for n in os.listdir(ckdir) if n.startswith("ckpt-"))
+        self.layers_checkpoint_path = os.path.join(ckdir, names[-1])
+        with open(self.layers_model_path, "rb") as f:
+            self.layers_model = f.read()
+        with open(self.layers_checkpoint_path, "rb") as f:
+            self.layers_checkpoint = f.read()
+
+    @staticmethod
+    def layer_network():
+        return dp.Network([dp.Embedding([(0, 3, 2)], n_in=3), dp.Dense(4, 4, bias=False),
+                           dp.Residual([dp.BatchNorm(), dp.Dense(4, 4, activation="relu"), dp.Dense(4, 4),
+                                        dp.Dropout(0.2)]),
+                           dp.LayerNorm(), dp.Activation("tanh"), dp.Dense(4, 2, activation="softmax")],
+                          dtype="float32", seed=8)
+
+    def check_layers_model(self, path):
+        net = dp.load(path)
+        assert np.all(np.isfinite(net.params)) and np.all(np.isfinite(net.buffers)), "non-finite values loaded"
+        with np.errstate(all="ignore"):
+            net.predict(self.Xc[:2])
+
+    def check_layers_checkpoint(self, path):
+        self.check_checkpoint(path, self.layer_network(), self.Xc)
 
     def _cli_seeds(self, folder, scaler):
         """Model files as ``deltaprop train`` writes them, and a CSV for each to evaluate and predict."""
@@ -171,6 +210,8 @@ class Seeds:
              self.check_estimator_classifier, self.cls_csv),
             ("estimator-regressor", self.estimator_regressor, self.estimator_classifier,
              self.check_estimator_regressor, self.reg_csv),
+            ("model-layers", self.layers_model, self.model, self.check_layers_model, self.cls_csv),
+            ("checkpoint-layers", self.layers_checkpoint, self.layers_model, self.check_layers_checkpoint, None),
         ]
 
     @staticmethod
@@ -207,12 +248,12 @@ class Seeds:
         with np.errstate(all="ignore"):
             est.predict(self.X[:2])
 
-    def check_checkpoint(self, path):
+    def check_checkpoint(self, path, net=None, X=None):
         tensors, _, _ = load_checkpoint(path)
         assert np.all(np.isfinite(tensors["params"])), "a checkpoint loaded with non-finite parameters"
-        net = self.network()
+        net = self.network() if net is None else net
         try:
-            net.fit(self.X, self.y, **self.fit_kwargs(), resume_from=path,
+            net.fit(self.X if X is None else X, self.y, **self.fit_kwargs(), resume_from=path,
                     callbacks=[dp.LambdaCallback(on_train_begin=_raise_restored)])
         except _Restored:
             pass
@@ -473,7 +514,7 @@ def run_fuzz(seeds, folder, cases, seed=0, per_case_seconds=5.0, trace_memory=Tr
     try:
         if cli_every:  # the seeds themselves, and the command line's imports before memory is traced
             for target, data, _, _, csv in chosen:
-                if target == "checkpoint":
+                if target.startswith("checkpoint"):
                     continue
                 _replace(path, data)
                 for problem in cli_findings(path, csv)[1] + estimator_findings(path)[1]:
@@ -584,6 +625,8 @@ def test_seed_files_load(seeds):
         seeds.check_model(path)
     seeds.check_estimator_classifier(seeds.estimator_classifier_path)
     seeds.check_estimator_regressor(seeds.estimator_regressor_path)
+    seeds.check_layers_model(seeds.layers_model_path)
+    seeds.check_layers_checkpoint(seeds.layers_checkpoint_path)
 
 
 @pytest.mark.parametrize("which", ["model", "cli_classifier", "cli_regressor", "estimator_classifier",
@@ -605,6 +648,18 @@ def test_fuzz_model_and_checkpoint_files(seeds, tmp_path):
         loaded = sum(c for (t, _, o), c in stats.items() if t == target and o == "ok")
         rejected = sum(c for (t, _, o), c in stats.items() if t == target and o == "error")
         assert loaded > 50 and rejected > 1000, summary(stats)
+
+
+def test_fuzz_files_of_every_layer_kind(seeds, tmp_path):
+    """Norms, running statistics, embedding tables and residual blocks: loaded whole or refused, never half."""
+    targets = ("model-layers", "checkpoint-layers")
+    stats, failures = run_fuzz(seeds, tmp_path, cases=1500, seed=2, cli_every=0, targets=targets)
+    report = "\n".join(f"{t} case {i} ({label}): {what}" for t, i, label, what, _ in failures[:20])
+    assert not failures, f"{len(failures)} cases failed:\n{report}\n{summary(stats)}"
+    for target in targets:
+        loaded = sum(c for (t, _, o), c in stats.items() if t == target and o == "ok")
+        rejected = sum(c for (t, _, o), c in stats.items() if t == target and o == "error")
+        assert loaded > 20 and rejected > 500, summary(stats)
 
 
 def test_fuzz_through_the_command_line_and_the_estimators(seeds, tmp_path):

@@ -329,6 +329,8 @@ def load_checkpoint(path):
     elif info["batch"] > 0 and info["shuffled"]:
         raise ModelFileError(f"{path}: the epoch's order (tensor 'perm') is missing from a mid-epoch checkpoint")
     if int(metadata["format_version"]) == 1:
+        if any(layer.get("type", "Dense") != "Dense" or "bias" in layer for layer in arch["layers"]):
+            raise ModelFileError(f"{path}: a version 1 checkpoint holds Dense layers with biases alone")
         for name in list(tensors):
             aligned = (name == "params" or name.startswith("optimizer.")
                        or name == "callbacks.early_stopping.best_params")
