@@ -12,11 +12,16 @@ at zero. ``fan_in = n_in`` and ``fan_out = n_out``.
 ``he_normal``         N(0, 2 / fan_in)
 ``lecun_normal``      N(0, 1 / fan_in)
 ``lecun_uniform``     U(-r, r), r = sqrt(3 / fan_in)
+``fan_in_uniform``    U(-r, r), r = 1 / sqrt(fan_in)               (PyTorch's ``nn.Linear`` default)
 ``zeros``             0 (a network of zeros cannot break symmetry: for tests)
 ====================  =========================================================
 
 The default for a layer depends on its activation (:func:`default_for`): He
 for the ReLU family, Glorot otherwise, as Keras and PyTorch users expect.
+A residual network (``FeedForward.from_sizes(residual=True)``) defaults to
+``fan_in_uniform``, as the tabular ResNet's reference implementation does
+(its blocks add onto one stream, whose variance He's gain of 2 inflates;
+``benchmarks/results/resnet.md`` measures the difference).
 """
 
 import math
@@ -73,6 +78,7 @@ REGISTRY = {
     "he_normal": Initializer("he_normal", "normal", 2.0),
     "lecun_uniform": Initializer("lecun_uniform", "uniform", 1.0),  # 1 / fan_in
     "lecun_normal": Initializer("lecun_normal", "normal", 1.0),
+    "fan_in_uniform": Initializer("fan_in_uniform", "uniform", 1.0 / 3.0),  # 1 / (3 fan_in): r = 1/sqrt(fan_in)
     "zeros": Initializer("zeros", "zeros", 0.0),
 }
 _ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",

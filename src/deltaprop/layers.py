@@ -333,7 +333,8 @@ class Dense(Layer):
         if kernels is None:
             if self.bias:
                 z += self.b                                 # Z += b
-            a = self.activation.forward(z, self._a[:m])     # A = σ(Z)
+            # A = σ(Z); the identity's A is Z itself (its workspace is Z's), so nothing to copy
+            a = z if self._a is self._z else self.activation.forward(z, self._a[:m])
         else:  # fast path (bit-identical, tests/test_speed_paths.py): z += b; a = max(z, 0) in one pass
             a = self._a[:m]
             kernels.bias_relu(z, self.b, a)

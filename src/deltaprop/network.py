@@ -188,7 +188,8 @@ class FeedForward:
         dropout : float or list of float
             After each hidden layer: one for all, or one per layer.
         initializer : str, callable, or a list of them (one per layer, output included), optional
-            Default: He for the ReLU family, Glorot otherwise.
+            Default: He for the ReLU family, Glorot otherwise; with
+            ``residual``, ``fan_in_uniform`` (PyTorch's ``nn.Linear`` default).
         dtype, seed
             As for the constructor.
         norm : {None, "batch", "layer"}
@@ -226,6 +227,8 @@ class FeedForward:
             # shift: a bias added to it (stem, projection, a block's last Dense without dropout after it)
             # would have a zero gradient, so it is left out (see Dense's ``bias``).
             batch = norm_layer is BatchNorm
+            # PyTorch's Linear default, U(±1/sqrt(fan_in)), as the reference implementation (see initializers)
+            inits = ["fan_in_uniform" if init is None else init for init in inits]
             for i, (d, act, p, init) in enumerate(zip(sizes[1:-1], acts, drops, inits)):
                 if i == 0 or d != width:
                     layers.append(Dense(width, d, initializer=init, bias=not batch))   # stem or projection (linear)
