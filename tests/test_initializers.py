@@ -17,6 +17,7 @@ TABLE = {
     "he_normal": ("normal", lambda i, o: 2.0 / i),
     "lecun_uniform": ("uniform", lambda i, o: 1.0 / i),
     "lecun_normal": ("normal", lambda i, o: 1.0 / i),
+    "fan_in_uniform": ("uniform", lambda i, o: 1.0 / (3.0 * i)),  # U(±1/sqrt(fan_in)): PyTorch's Linear
 }
 SHAPE = (300, 400)  # (fan_out, fan_in): 120,000 draws
 
@@ -45,7 +46,7 @@ def test_uniform_limits_are_the_textbook_ones():
     fan_out, fan_in = 10, 20
     rng = np.random.default_rng(1)
     for name, r in [("glorot_uniform", math.sqrt(6 / 30)), ("he_uniform", math.sqrt(6 / 20)),
-                    ("lecun_uniform", math.sqrt(3 / 20))]:
+                    ("lecun_uniform", math.sqrt(3 / 20)), ("fan_in_uniform", 1 / math.sqrt(20))]:
         w = initializers.get(name)((fan_out, fan_in), rng, np.float64)
         assert np.abs(w).max() <= r
 

@@ -948,3 +948,20 @@ def test_a_dense_layer_without_bias_checks_saves_and_reads_old_records(tmp_path)
     assert "bias" not in record and dp_layers.from_config(record).bias  # records of earlier versions: a bias
     with pytest.raises(dp.InvalidTypeError, match="bias must be True or False"):
         dp.Dense(3, 5, bias="no")
+
+
+def test_a_residual_network_starts_from_pytorchs_linear_initialisation():
+    """Every Dense of a ResNet: U(±1/sqrt(fan_in)) unless an initializer is given; a plain MLP keeps He."""
+    resnet = dp.Network.from_sizes([40, 64, 64, 3], loss="categorical_crossentropy", norm="batch", residual=True,
+                                   seed=0)
+    dense = [x for layer in resnet.layers for x in getattr(layer, "layers", [layer]) if isinstance(x, dp.Dense)]
+    assert len(dense) == 2 + 2 * 2
+    for layer in dense:
+        assert layer.initializer.name == "fan_in_uniform"
+        assert np.abs(layer.W).max() <= 1 / np.sqrt(layer.n_in)
+    plain = dp.Network.from_sizes([40, 64, 3], loss="categorical_crossentropy", seed=0)
+    assert plain.layers[0].initializer.name == "he_uniform"
+    given = dp.Network.from_sizes([40, 64, 3], loss="categorical_crossentropy", residual=True, seed=0,
+                                  initializer="glorot_uniform")
+    assert {x.initializer.name for layer in given.layers for x in getattr(layer, "layers", [layer])
+            if isinstance(x, dp.Dense)} == {"glorot_uniform"}
