@@ -145,6 +145,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402
+from peers import torch_step  # noqa: E402
 import numpy as np  # noqa: E402
 
 SPEED = {"n_in": 100, "n_classes": 10, "n_train": 20480, "n_test": 4096, "width": 256, "blocks": 3,
@@ -491,12 +492,7 @@ def run_torch(job):
         model = torch_resnet(torch, cfg["n_in"], cfg["width"], cfg["blocks"], cfg["n_classes"], p)
         return model, torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"])
 
-    def step(model, opt, xb, yb):
-        opt.zero_grad(set_to_none=True)
-        loss = lossf(model(xb), yb)
-        loss.backward()
-        opt.step()
-        return loss
+    step = torch_step(lossf)
 
     gen = torch.Generator().manual_seed(cfg["seed"])
 

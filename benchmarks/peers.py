@@ -80,6 +80,11 @@ def _torch_training(torch, spec):
         model = _torch_model(torch, spec.sizes)
         return model, torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
 
+    return make, torch_step(lossf)
+
+
+def torch_step(lossf):
+    """``step(model, opt, xb, yb)`` -> loss: one PyTorch training step, the same in every benchmark."""
     def step(model, opt, xb, yb):
         opt.zero_grad(set_to_none=True)
         loss = lossf(model(xb), yb)
@@ -87,7 +92,7 @@ def _torch_training(torch, spec):
         opt.step()
         return loss
 
-    return make, step
+    return step
 
 
 def _torch_accuracy(torch, model, X_test, y_test):

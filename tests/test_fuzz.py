@@ -79,15 +79,7 @@ class Seeds:
         dp.save(net, self.model_path, preprocessing=scaler.state(), classes=["neg", "pos"],
                 config={"epochs": 2, "note": "seed"})
 
-        ckdir = os.path.join(folder, "seed-ckpt")
-        try:
-            self.network().fit(self.X, self.y, **self.fit_kwargs(),
-                               callbacks=[_SigintAt(5)], checkpoint_dir=ckdir, checkpoint_unit="step",
-                               checkpoint_every=1000)
-        except KeyboardInterrupt:
-            pass
-        names = sorted(n for n in os.listdir(ckdir) if n.startswith("ckpt-"))
-        self.checkpoint_path = os.path.join(ckdir, names[-1])
+        self.checkpoint_path = self._interrupted(self.network(), self.X, os.path.join(folder, "seed-ckpt"))
         with open(self.model_path, "rb") as f:
             self.model = f.read()
         with open(self.checkpoint_path, "rb") as f:
@@ -95,6 +87,16 @@ class Seeds:
         self._cli_seeds(folder, scaler)
         self._estimator_seeds(folder)
         self._layer_seeds(folder)
+
+    def _interrupted(self, net, X, ckdir):
+        """The checkpoint a Ctrl-C after step 5 leaves in ``ckdir`` (mid-epoch)."""
+        try:
+            net.fit(X, self.y, **self.fit_kwargs(), callbacks=[_SigintAt(5)], checkpoint_dir=ckdir,
+                    checkpoint_unit="step", checkpoint_every=1000)
+        except KeyboardInterrupt:
+            pass
+        names = sorted(n for n in os.listdir(ckdir) if n.startswith("ckpt-"))
+        return os.path.join(ckdir, names[-1])
 
     def _layer_seeds(self, folder):
         """A model file and a mid-epoch checkpoint of a network of every layer kind (running statistics too)."""
@@ -104,14 +106,8 @@ class Seeds:
         net.fit(self.Xc, self.y, **self.fit_kwargs())
         self.layers_model_path = os.path.join(folder, "seed-layers.safetensors")
         dp.save(net, self.layers_model_path, classes=["neg", "pos"])
-        ckdir = os.path.join(folder, "seed-layers-ckpt")
-        try:
-            self.layer_network().fit(self.Xc, self.y, **self.fit_kwargs(), callbacks=[_SigintAt(5)],
-                                     checkpoint_dir=ckdir, checkpoint_unit="step", checkpoint_every=1000)
-        except KeyboardInterrupt:
-            pass
-        names = sorted(n for n in os.listdir(ckdir) if n.startswith("ckpt-"))
-        self.layers_checkpoint_path = os.path.join(ckdir, names[-1])
+        self.layers_checkpoint_path = self._interrupted(self.layer_network(), self.Xc,
+                                                        os.path.join(folder, "seed-layers-ckpt"))
         with open(self.layers_model_path, "rb") as f:
             self.layers_model = f.read()
         with open(self.layers_checkpoint_path, "rb") as f:
