@@ -145,7 +145,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402
-from peers import torch_step  # noqa: E402
+from peers import torch_epoch, torch_step  # noqa: E402
 import numpy as np  # noqa: E402
 
 SPEED = {"n_in": 100, "n_classes": 10, "n_train": 20480, "n_test": 4096, "width": 256, "blocks": 3,
@@ -497,13 +497,7 @@ def run_torch(job):
     gen = torch.Generator().manual_seed(cfg["seed"])
 
     def epoch(model, opt):
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            loss = step(model, opt, Xt[idx], yt[idx])
-        loss = float(loss.item())
-        return time.perf_counter() - t0, loss
+        return torch_epoch(torch, step, model, opt, Xt, yt, bs, gen)
 
     t0 = time.perf_counter()
     wm, wo = make()

@@ -83,6 +83,17 @@ def _torch_training(torch, spec):
     return make, torch_step(lossf)
 
 
+def torch_epoch(torch, step, model, opt, Xt, yt, batch_size, gen):
+    """One epoch of shuffled mini-batches (the order from ``gen``): ``(seconds, last batch loss)``."""
+    t0 = time.perf_counter()
+    perm = torch.randperm(Xt.shape[0], generator=gen)
+    loss = None
+    for i in range(0, Xt.shape[0], batch_size):
+        idx = perm[i:i + batch_size]
+        loss = step(model, opt, Xt[idx], yt[idx])
+    return time.perf_counter() - t0, float(loss.item())
+
+
 def torch_step(lossf):
     """``step(model, opt, xb, yb)`` -> loss: one PyTorch training step, the same in every benchmark."""
     def step(model, opt, xb, yb):
@@ -136,13 +147,8 @@ def torch_manual(spec, data):
     model, opt = make()
     epoch_times, loss = [], None
     for _ in range(spec.epochs):
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            loss = step(model, opt, Xt[idx], yt[idx])
-        loss = float(loss.item())
-        epoch_times.append(time.perf_counter() - t0)
+        seconds, loss = torch_epoch(torch, step, model, opt, Xt, yt, bs, gen)
+        epoch_times.append(seconds)
     return {"epoch_seconds": epoch_times, "warmup_seconds": warmup, "final_batch_loss": loss,
             "test_accuracy": _torch_accuracy(torch, model, X_test, y_test), "info": _torch_info(torch)}
 

@@ -30,7 +30,6 @@ import copy
 import json
 import pickle
 import re
-import signal
 import warnings
 
 import numpy as np
@@ -557,13 +556,7 @@ def test_save_load_every_kind_is_bit_identical(tmp_path, dtype):
     assert not np.array_equal(fresh.predict(X), net.predict(X))  # the statistics are what the file had to carry
 
 
-class _CtrlC(dp.Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_batch_end(self, run, batch, logs):
-        if run.step == self.step:
-            signal.raise_signal(signal.SIGINT)
+from test_checkpoint import _CtrlC  # noqa: E402  (Ctrl-C, a real SIGINT, after a given step)
 
 
 def test_checkpoint_and_resume_every_kind_is_bit_identical(tmp_path):
