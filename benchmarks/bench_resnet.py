@@ -557,7 +557,7 @@ def worker_main(job):
     result["worker_seconds"] = time.perf_counter() - t0
     result["blas"] = common.blas_info()
     result["env"] = {k: os.environ.get(k) for k in common.BLAS_ENV if os.environ.get(k) is not None}
-    print("RESULT " + json.dumps(result, default=common._jsonable), flush=True)
+    common.send_result(result)
 
 
 # ==================================================== part A: orchestrator
@@ -583,22 +583,13 @@ def run_job(job, args, timeout=900):
     unset = () if args.keep_openblas_env else common.UNSET_BY_DEFAULT
     env = common.child_env(unset=unset, src=args.src)
     busy0, own0 = _busy_seconds(), _children_cpu_seconds()
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
-                              env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    wall = time.perf_counter() - t0
+    result, wall = common.run_worker(Path(__file__).resolve(), job, env, timeout)
+    if "error" in result:
+        return result
     busy1, own1 = _busy_seconds(), _children_cpu_seconds()
     others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0)) / wall
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
-            result.update(process_seconds=wall, idle_before=idle, waited_for_idle=waited, other_cores=others)
-            return result
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    return {"error": f"exit status {proc.returncode}: " + " | ".join(tail)}
+    result.update(process_seconds=wall, idle_before=idle, waited_for_idle=waited, other_cores=others)
+    return result
 
 
 def speed_part(args):

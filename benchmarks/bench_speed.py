@@ -206,7 +206,7 @@ def worker_main(job):
     result["worker_seconds"] = time.perf_counter() - t0
     result["blas"] = common.blas_info()
     result["env"] = {k: os.environ.get(k) for k in common.BLAS_ENV if os.environ.get(k) is not None}
-    print("RESULT " + json.dumps(result, default=common._jsonable), flush=True)
+    common.send_result(result)
 
 
 # ========================================================= the orchestrator
@@ -228,20 +228,10 @@ def _run_job(kind, spec, args, timeout):
     against = kind.startswith("deltaprop@")
     env = common.child_env(unset=unset, extra=extra_env, src=getattr(args, "against_src", None) if against else None)
     job = {"kind": "deltaprop" if against else kind, "spec": spec.as_dict()}
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
-                              env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    wall = time.perf_counter() - t0
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
-            result["process_seconds"] = wall
-            return result
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    return {"error": f"exit status {proc.returncode}: " + " | ".join(tail)}
+    result, wall = common.run_worker(Path(__file__).resolve(), job, env, timeout)
+    if "error" not in result:
+        result["process_seconds"] = wall
+    return result
 
 
 def available(kind):

@@ -10,6 +10,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -265,6 +266,31 @@ def write_results(name, data, markdown, folder=None):
         os.replace(tmp, path)
         paths.append(path)
     return paths
+
+
+def send_result(result):
+    """A worker's last line on stdout: ``RESULT`` and its JSON, which :func:`run_worker` reads back."""
+    print("RESULT " + json.dumps(result, default=_jsonable), flush=True)
+
+
+def run_worker(script, job, env, timeout):
+    """Run ``script --worker JOB`` in a fresh process: ``(result dict, wall seconds)``.
+
+    The result is what the worker sent with :func:`send_result`, or ``{"error": ...}``
+    with the exit status and the last lines of its output (or the timeout).
+    """
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, str(script), "--worker", json.dumps(job)],
+                              env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}, time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):]), wall
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    return {"error": f"exit status {proc.returncode}: " + " | ".join(tail)}, wall
 
 
 def _jsonable(obj):
