@@ -146,10 +146,13 @@ def n_buffers(arch, path="the architecture"):
     return sum(layer.n_buffers for layer in plan(path, arch))
 
 
-def expected_tensors(arch, path="the architecture"):
-    """``{name: shape}`` of the ``layers.*`` tensors an architecture needs (parameters and buffers)."""
+def expected_tensors(arch, path="the architecture", planned=None):
+    """``{name: shape}`` of the ``layers.*`` tensors an architecture needs (parameters and buffers).
+
+    ``planned``: the architecture's :func:`plan`, when the caller already has it.
+    """
     out = {}
-    for i, layer in enumerate(plan(path, arch)):
+    for i, layer in enumerate(plan(path, arch) if planned is None else planned):
         shapes = {**layer.param_shapes(), **layer.buffer_shapes()}
         for name, shape in shapes.items():
             out[f"layers.{i}.{name}"] = tuple(shape)

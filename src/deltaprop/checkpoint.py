@@ -304,11 +304,12 @@ def load_checkpoint(path):
     dtype = arch["dtype"]
     if "params" not in tensors:
         raise ModelFileError(f"{path}: tensor 'params' is missing")
-    check_tensor(path, "params", tensors["params"], (n_params(arch, path),), dtype)
+    n_flat = n_params(arch, path)  # the layers are built (unallocated) once for every size checked here
+    check_tensor(path, "params", tensors["params"], (n_flat,), dtype)
     _check_buffers(path, tensors, arch)
     for name, tensor in tensors.items():
         if name.startswith("optimizer."):
-            check_tensor(path, name, tensor, (n_params(arch, path),), dtype)
+            check_tensor(path, name, tensor, (n_flat,), dtype)
         elif name.startswith("metrics."):
             if tensor.ndim != 1:
                 raise ModelFileError(f"{path}: tensor {name!r} must be 1-D, got shape {tensor.shape}")
@@ -334,7 +335,7 @@ def load_checkpoint(path):
         for name in list(tensors):
             aligned = (name == "params" or name.startswith("optimizer.")
                        or name == "callbacks.early_stopping.best_params")
-            if aligned and tensors[name].shape == (n_params(arch, path),):
+            if aligned and tensors[name].shape == (n_flat,):
                 tensors[name] = _flat_from_version_1(tensors[name], arch)
     return tensors, arch, info
 

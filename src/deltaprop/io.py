@@ -61,11 +61,6 @@ def build_network(path, arch):
         raise ModelFileError(f"{path}: architecture is invalid: {exc}") from None
 
 
-def network_tensors(network):
-    """``layers.{i}.{name}`` views of every layer's parameters and buffers (``W``, ``b``, ``gamma``...)."""
-    return network.tensors()
-
-
 # ------------------------------------------------------------- model files
 def _check_classes(classes, n_out, where, error):
     """Labels must be distinct strings, integers, finite floats or booleans, one per class."""
@@ -128,7 +123,7 @@ def save(network, path, preprocessing=None, classes=None, config=None, extra=Non
         Preprocessing, classes, config or extra that a file could not hold
         or that a load would reject (checked before anything is written).
     """
-    tensors = dict(network_tensors(network))
+    tensors = dict(network.tensors())  # layers.{i}.{name}: W, b, gamma, running_mean...
     if not np.all(np.isfinite(network.params)):
         raise InvalidArgumentError("cannot save a network whose parameters contain NaN or infinity")
     metadata = {
@@ -206,8 +201,8 @@ def load(path):
     check_format(path, metadata, MODEL_FORMAT, MODEL_FORMAT_VERSION)
     parsed = validate_model_metadata(path, metadata)  # every JSON entry bounded and typed before anything reads it
     arch = check_architecture(path, json_field(path, metadata, "architecture", dict))
-    expected = expected_tensors(arch, path)
     planned = plan(path, arch)
+    expected = expected_tensors(arch, path, planned)
     pconfig = json_field(path, metadata, "preprocessing", dict, required=False)
     parrays = {k[len("preprocessing."):]: v for k, v in tensors.items() if k.startswith("preprocessing.")}
     missing = sorted(set(expected) - set(tensors))
@@ -232,7 +227,7 @@ def load(path):
         _check_classes(classes, planned[-1].n_out, f"{path}: ", ModelFileError)
     run_config = json_field(path, metadata, "config", dict, required=False)
     net = build_network(path, arch)
-    for name, target in network_tensors(net).items():
+    for name, target in net.tensors().items():
         np.copyto(target, tensors[name])
     _check_magnitude(path, net)
     problem = net.buffers_problem()
