@@ -72,6 +72,7 @@ __all__ = [
     "evaluate",
     "save",
     "load",
+    "export_onnx",
     "DeltapropClassifier",
     "DeltapropRegressor",
     "TabularModel",
@@ -97,11 +98,12 @@ __all__ = [
 
 
 _LAZY = {"DeltapropClassifier": "estimators", "DeltapropRegressor": "estimators", "TabularModel": "tabular",
-         "read_table": "tabular"}
+         "read_table": "tabular", "export_onnx": "export"}
 
 
 def __getattr__(name):
-    # The scikit-learn estimators load scikit-learn, and the tabular model its readers: import them when asked for.
+    # The scikit-learn estimators load scikit-learn, the tabular model its readers, export onnx: import them when
+    # asked for.
     if name in _LAZY:
         import importlib
 

@@ -1,4 +1,4 @@
-"""The ``deltaprop`` argument parser: the five commands, their options and help texts.
+"""The ``deltaprop`` argument parser: the six commands, their options and help texts.
 
 The options of ``train`` come from :data:`deltaprop.cli.config.TRAIN_OPTIONS`
 (one table for flags and TOML files); argparse's errors become one-line
@@ -11,6 +11,7 @@ from .._version import __version__
 from .commands import cmd_evaluate, cmd_gradcheck, cmd_info, cmd_predict
 from .common import PROG, UsageError
 from .config import TRAIN_OPTIONS
+from .export import add_export
 from .train import cmd_train
 
 __all__ = ["build_parser"]
@@ -87,18 +88,20 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser():
-    """The ``deltaprop`` argument parser with its five commands."""
+    """The ``deltaprop`` argument parser with its six commands."""
     parser = _Parser(
         prog=PROG,
         formatter_class=_Formatter,
         description="Train, evaluate and use feedforward neural networks (backpropagation, NumPy).",
         epilog="examples:\n  deltaprop train\n  deltaprop train --data fashion-mnist --hidden 512,256 --epochs 30\n"
-               "  deltaprop evaluate model.safetensors\n\nRun 'deltaprop COMMAND --help' for a command's options.",
+               "  deltaprop evaluate model.safetensors\n  deltaprop export model.safetensors --onnx model.onnx\n\n"
+               "Run 'deltaprop COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"deltaprop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_train, _add_evaluate, _add_predict, _add_gradcheck, _add_info):
         add(sub)
+    add_export(sub, _Formatter)
     for command in (parser, *sub.choices.values()):
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the Python traceback of an internal error (a bug: please report it)")
