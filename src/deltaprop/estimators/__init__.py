@@ -49,12 +49,22 @@ deltaprop's squared error has no factor ½ (its gradient is
 ``2 (a - y) / n_out``), so the same ``alpha`` regularises half as strongly
 relative to the data term as in ``MLPRegressor``.
 
+ONNX: ``deltaprop.export_onnx(estimator, "model.onnx")`` writes what
+``predict`` and ``predict_proba`` compute; inside a scikit-learn pipeline,
+skl2onnx's ``to_onnx`` converts the estimators like any scikit-learn model
+once :func:`register_skl2onnx` has registered their converters (see
+:mod:`deltaprop.estimators._onnx`)::
+
+    from deltaprop.estimators import register_skl2onnx
+    register_skl2onnx()
+    onx = skl2onnx.to_onnx(pipeline, initial_types=...)
+
 Modules: ``_base`` (what both estimators share: parameters, fitting,
 scikit-learn's ``n_iter_no_change`` rule, prediction), ``_inputs`` (what
 ``X`` becomes: arrays and sparse matrices as they are, DataFrames through a
 data contract), ``_callbacks`` (the per-batch L2 and per-epoch hand-over, as
 a training callback), ``_files`` (model files with the estimator's record),
-``_classifier``, ``_regressor``.
+``_classifier``, ``_regressor``, ``_onnx`` (skl2onnx's converters).
 
 This package is the only one that imports scikit-learn (the ``sklearn``
 extra); the core never does.
@@ -71,6 +81,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._base import expected_failed_checks
 from ._classifier import DeltapropClassifier
+from ._onnx import register_if_loaded as _register_if_loaded
+from ._onnx import register_skl2onnx
 from ._regressor import DeltapropRegressor
 
-__all__ = ["DeltapropClassifier", "DeltapropRegressor", "expected_failed_checks"]
+__all__ = ["DeltapropClassifier", "DeltapropRegressor", "expected_failed_checks", "register_skl2onnx"]
+
+_register_if_loaded()  # skl2onnx already imported: its converters cost nothing to register (never imports it)

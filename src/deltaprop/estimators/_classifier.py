@@ -13,11 +13,14 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted
 
 from .. import losses as _losses
 from ..errors import InvalidArgumentError, ModelFileError, describe
+from ..export import Head
 from ..metrics import predicted_classes
 from ..training import class_weights
+from . import _onnx
 from ._base import _DeltapropMLP
 
 __all__ = ["DeltapropClassifier"]
@@ -45,6 +48,7 @@ def _has_decision(est):
     return _loss_is(est, "hinge", "decision_function")
 
 
+@_onnx.converted_by_skl2onnx(_onnx.CLASSIFIER_ALIAS)
 class DeltapropClassifier(ClassifierMixin, _DeltapropMLP):
     """Multilayer perceptron classifier trained by deltaprop (``MLPClassifier`` with more in it).
 
@@ -180,6 +184,13 @@ class DeltapropClassifier(ClassifierMixin, _DeltapropMLP):
     reuses it; :meth:`save` keeps it. ``fit`` warns with scikit-learn's
     ``ConvergenceWarning`` when it ran all ``epochs`` without the
     ``n_iter_no_change`` rule firing (``partial_fit`` never warns).
+
+    ONNX: ``deltaprop.export_onnx(clf, "clf.onnx")`` writes what ``predict``
+    and ``predict_proba`` (or ``decision_function``) compute, its data
+    contract included; in a scikit-learn pipeline, skl2onnx's ``to_onnx``
+    converts it like any scikit-learn classifier (``zipmap`` and ``nocl``
+    options included) once
+    :func:`~deltaprop.estimators.register_skl2onnx` has been called.
 
     Attributes
     ----------
@@ -434,6 +445,29 @@ class DeltapropClassifier(ClassifierMixin, _DeltapropMLP):
         """Hinge margins: (n_samples,) for two classes (> 0 means ``classes_[1]``), else (n_samples, n_classes)."""
         out = self._forward(X)
         return out[:, 0] if self._mode == "binary" else out
+
+    # ----------------------------------------------------------------- ONNX
+    def _onnx_parts(self):
+        """``(network, contract or None, head)``: what :func:`deltaprop.export.to_onnx` writes for this estimator.
+
+        The head computes what :meth:`predict` and :meth:`predict_proba` (or
+        :meth:`decision_function`) compute: the class whose output wins (one
+        output: above the loss's ``decision_threshold``, 0.5 for a
+        probability, 0 for a hinge margin; several: the argmax), the
+        probabilities of a sigmoid or softmax output (two columns for one
+        sigmoid), or the hinge margins as ``scores``; for multi-label ``y``
+        the 0/1 indicator matrix in the dtype of the fitted ``y``.
+        """
+        check_is_fitted(self, "network_")
+        net = self.network_
+        threshold = net.loss.decision_threshold
+        if self._mode == "multilabel":
+            head = Head("multilabel", threshold=threshold, probabilities=True, dtype=self._multilabel_dtype)
+        else:
+            act = getattr(getattr(net.layers[-1], "activation", None), "name", None)
+            head = Head("classes", classes=self.classes_, threshold=threshold,
+                        probabilities=act in ("softmax", "sigmoid"))
+        return net, getattr(self, "contract_", None), head
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over ``(X, y)``, continuing from the current state (optimizer state included).

@@ -8,14 +8,18 @@ import copy
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
 from .. import losses as _losses
 from ..errors import InvalidArgumentError, ModelFileError, describe
+from ..export import Head
+from . import _onnx
 from ._base import _DeltapropMLP
 
 __all__ = ["DeltapropRegressor"]
 
 
+@_onnx.converted_by_skl2onnx(_onnx.REGRESSOR_ALIAS)
 class DeltapropRegressor(RegressorMixin, _DeltapropMLP):
     """Multilayer perceptron regressor trained by deltaprop (``MLPRegressor`` with more in it).
 
@@ -44,7 +48,11 @@ class DeltapropRegressor(RegressorMixin, _DeltapropMLP):
     :class:`DeltapropClassifier` (``categorical_features``, ``preprocess``,
     ``contract_``, ``norm``, ``residual``, ``embed_categories``). ``predict`` returns the shape of
     the ``y`` it was fitted on: 1-D for a
-    1-D ``y``, ``(n_samples, n_outputs)`` for a 2-D one.
+    1-D ``y``, ``(n_samples, n_outputs)`` for a 2-D one. ONNX export
+    (``deltaprop.export_onnx``, or skl2onnx in a pipeline after
+    :func:`~deltaprop.estimators.register_skl2onnx`) works as the
+    classifier's; skl2onnx's output is ``(n_samples, n_outputs)`` even for a
+    1-D ``y``, as for every scikit-learn regressor.
     """
 
     _task = "regression"
@@ -126,6 +134,17 @@ class DeltapropRegressor(RegressorMixin, _DeltapropMLP):
         """Predicted targets, shape (n_samples,) or (n_samples, n_outputs), in the network's dtype."""
         out = self._forward(X)
         return out[:, 0] if self._y_ndim == 1 else out
+
+    def _onnx_parts(self):
+        """``(network, contract or None, head)``: what :func:`deltaprop.export.to_onnx` writes for this estimator.
+
+        The head computes what :meth:`predict` computes: the network's
+        outputs in its dtype (no target scaling), shape (n_samples,) for a
+        1-D ``y``.
+        """
+        check_is_fitted(self, "network_")
+        net = self.network_
+        return net, getattr(self, "contract_", None), Head("values", squeeze=self._y_ndim == 1, dtype=net.dtype)
 
     def _extra_state(self):
         return {"y_ndim": int(self._y_ndim)}

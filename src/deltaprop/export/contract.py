@@ -40,7 +40,7 @@ from ..tabular.schema import _parse_numbers
 from ..tabular.sources import MISSING_TOKENS, category_str
 
 __all__ = ["Head", "INPUT_KINDS", "write_inputs", "write_head", "tabular_head", "missing_tokens", "onnx_feeds",
-           "default_inputs"]
+           "default_inputs", "label_table"]
 
 INPUT_KINDS = ("columns", "matrix")
 
@@ -85,7 +85,7 @@ class Head:
             return ["output"]
         if self.kind == "values":
             return ["prediction"]
-        return ["label", "probabilities" if self.probabilities else "scores"]
+        return ["label", "probabilities" if self.probabilities or self.kind == "multilabel" else "scores"]
 
 
 def tabular_head(network, target):
@@ -98,13 +98,17 @@ def tabular_head(network, target):
 
 
 def missing_tokens(na_values):
-    """The strings a categorical input reads as missing: the usual tokens in common casings, plus ``na_values``."""
+    """The strings a categorical input reads as missing: the usual tokens in common casings, ``na_values`` as written.
+
+    deltaprop's readers match the usual tokens in any case and ``na_values``
+    as written (:func:`deltaprop.tabular.read_table`).
+    """
     out = []
-    for token in list(MISSING_TOKENS) + list(na_values):
+    for token in MISSING_TOKENS:
         for variant in (token, token.lower(), token.upper(), token.title()):
             if variant not in out:
                 out.append(variant)
-    return out
+    return out + [t for t in na_values if t not in out]
 
 
 # ------------------------------------------------------------------ inputs
@@ -149,8 +153,11 @@ def _numeric_block(g, values, columns, dtype):
     missing = g.op("IsNaN", values)
     fill = np.array([c.fill for c in columns])
     filled = g.op("Where", missing, g.const(fill, "fill"), values)
-    z = g.op("Div", g.op("Sub", filled, g.const(np.array([c.offset for c in columns]), "offset")),
-             g.const(np.array([c.scale for c in columns]), "scale"), hint="scaled")
+    offset, scale = np.array([c.offset for c in columns]), np.array([c.scale for c in columns])
+    z = g.op("Div", g.op("Sub", filled, g.const(offset, "offset")), g.const(scale, "scale"), hint="scaled")
+    # where x - offset overflowed, the same quotient as two terms (as Schema.transform)
+    wide = g.op("Sub", g.op("Div", filled, g.const(scale, "scale")), g.const(offset / scale, "offset_over_scale"))
+    z = g.op("Where", g.op("IsInf", z), wide, z, hint="scaled")
     z = g.cast(z, dtype) if np.dtype(dtype) != np.float64 else z
     flagged = [j for j, c in enumerate(columns) if c.indicator]
     if not flagged:
@@ -215,7 +222,7 @@ def _write_classes(g, a, network, head):
         index = g.cast(g.op("Greater", first, g.const(head.threshold, "threshold", dtype)), np.int64)
     else:  # the argmax, first of ties (as NumPy's)
         index = g.op("ArgMax", a, axis=1, keepdims=0, select_last_index=0)
-    labels = _label_table(head.classes)
+    labels = label_table(head.classes)
     g.add_output(g.op("Gather", g.const(labels, "classes"), index, axis=0), "label", labels.dtype, ["N"])
     if head.probabilities:
         probs = a if n_out > 1 else g.op("Concat", g.op("Sub", g.const(1, "one", dtype), a), a, axis=1)
@@ -224,7 +231,7 @@ def _write_classes(g, a, network, head):
         g.add_output(a, "scores", dtype, ["N", n_out])
 
 
-def _label_table(classes):
+def label_table(classes):
     """The class labels as one array: object (strings), int64, float64 or bool."""
     kinds = {type(c.item() if isinstance(c, np.generic) else c) for c in classes}
     if kinds <= {bool}:
@@ -278,6 +285,7 @@ def onnx_feeds(model, raw, inputs=None):
         return {"X": np.ascontiguousarray(raw, dtype=network.dtype)}
     table = contract.read(raw)
     columns = contract.schema._match(table, contract.new_report())
+    tokens = missing_tokens(contract.na_values)
     feeds = {}
     for spec, (values, kind) in zip(contract.schema.columns, columns):
         if spec.kind == "numeric":  # text where numbers were trained: parsed, or refused as predict refuses it
@@ -285,10 +293,32 @@ def onnx_feeds(model, raw, inputs=None):
             feeds[spec.name] = np.asarray(values, dtype=np.float64).reshape(-1, 1)
         else:  # a numeric column read as categories: each number named as in training ("3", "2.5")
             cells = values.tolist() if kind != "numeric" else [category_str(v) for v in values]
-            feeds[spec.name] = np.array(["" if v is None else str(v) for v in cells], dtype=object).reshape(-1, 1)
+            feeds[spec.name] = _category_cells(cells, spec, tokens).reshape(-1, 1)
     if (inputs or default_inputs(contract)) == "matrix":
         return {"X": np.hstack([feeds[c.name] for c in contract.schema.columns])}
     return feeds
+
+
+def _category_cells(cells, spec, tokens):
+    """Cells as the graph must read them: a missing cell (None) as a token the graph reads as missing, and a
+    present cell that spells a token (a category to deltaprop, unseen unless kept) as a string it reads as other."""
+    kept = spec.index
+    missing = next((t for t in tokens if t not in kept), None)
+    other = "\x00other"
+    while other in kept:
+        other += "_"
+    token_set = set(tokens)
+    out = np.empty(len(cells), dtype=object)
+    for i, v in enumerate(cells):
+        if v is None:
+            if missing is None:
+                raise InvalidArgumentError(f"column {spec.name!r}: every missing-value token is a category, so "
+                                           f"the ONNX graph cannot be told a cell is missing")
+            out[i] = missing
+        else:
+            v = str(v)
+            out[i] = other if v in token_set and v not in kept else v
+    return out
 
 
 def default_inputs(contract):

@@ -13,7 +13,7 @@ from basic operators rather than left to its kernel:
   0. They are written in Kahan's form, exact to a few units in the last place:
 
   .. math::
-      \mathrm{expm1}(x) = (u - 1)\,x / \log u,\ u = e^x \quad (x \text{ if } u = 1,\ -1 \text{ if } u = 0)
+      \mathrm{expm1}(x) = (u - 1)\,x / \log u,\ u = e^x \quad (x \text{ if } u = 1,\ -1 \text{ if } u - 1 = -1)
 
       \mathrm{log1p}(x) = \log(u)\,x / (u - 1),\ u = 1 + x \quad (x \text{ if } u = 1)
 
@@ -39,8 +39,8 @@ def _expm1(g, x, dtype):
     u = g.op("Exp", x)
     um1 = g.op("Sub", u, g.const(1, "one", dtype))
     kahan = g.op("Div", g.op("Mul", um1, x), g.op("Log", u))
-    zero = g.const(0, "zero", dtype)
-    inner = g.op("Where", g.op("Equal", u, zero), g.const(-1, "minus_one", dtype), kahan)
+    minus_one = g.const(-1, "minus_one", dtype)  # u - 1 rounds to -1 (u tiny or subnormal, log u inexact): -1
+    inner = g.op("Where", g.op("Equal", um1, minus_one), minus_one, kahan)
     return g.op("Where", g.op("Equal", u, g.const(1, "one", dtype)), x, inner, hint="expm1")
 
 
