@@ -276,8 +276,9 @@ def check_array(X, name="X", n_features=None, dtype=None, allow_empty=False, fin
     if dtype is not None:
         dtype = check_float_dtype(dtype)
         source = X
-        with np.errstate(over="ignore"):  # a value too large becomes inf here and is named just below
-            X = np.ascontiguousarray(X, dtype=dtype)  # no copy when X already is
+        if not (type(X) is np.ndarray and X.dtype == dtype and X.flags.c_contiguous):  # else X is kept at once
+            with np.errstate(over="ignore"):  # a value too large becomes inf here and is named just below
+                X = np.ascontiguousarray(X, dtype=dtype)  # no copy when X already is
         if finite and X is not source and source.dtype.kind == "f" and source.dtype.itemsize > dtype.itemsize:
             _check_cast(source, X, name)
     if finite:

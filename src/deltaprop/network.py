@@ -15,7 +15,7 @@ Keras composes ``Model(Trainer, Layer)``.
 import numpy as np
 
 from . import losses as _losses
-from .checks import check_array, check_dtype, check_sample_weight, sample_scale
+from .checks import check_array, check_dtype, check_positive_int, check_sample_weight, sample_scale
 from .errors import DataError, InvalidArgumentError, InvalidTypeError, describe
 from . import activations as _activations
 from . import initializers
@@ -64,6 +64,11 @@ def _per_layer(value, n, name, layers="hidden layer(s)"):
             )
         return list(value)
     return [value] * n
+
+
+def _checked(X):
+    """``X`` as it is: rows of a matrix that :func:`~deltaprop.sparse.as_input` has checked whole."""
+    return X
 
 
 class FeedForward:
@@ -373,12 +378,20 @@ class FeedForward:
         if not isinstance(X, np.ndarray):
             matrix = as_input(X, self.dtype, n_features=self.n_in, name=name)
             if matrix is not None:
-                if not isinstance(self.layers[0], Dense):
-                    raise InvalidTypeError(
-                        f"{name} is a sparse matrix, which only a Dense first layer reads without densifying it; "
-                        f"this network starts with {self.layers[0]!r}: pass a dense array ({name}.toarray())")
+                self._check_matrix_reader(name)
                 return matrix
         return check_array(X, name, n_features=self.n_in, dtype=self.dtype)
+
+    def _check_matrix_reader(self, name="X"):
+        """Refuse a matrix of :mod:`deltaprop.sparse` unless the first layer is Dense (InvalidTypeError)."""
+        if not isinstance(self.layers[0], Dense):
+            raise InvalidTypeError(
+                f"{name} is a sparse matrix, which only a Dense first layer reads without densifying it; "
+                f"this network starts with {self.layers[0]!r}: pass a dense array ({name}.toarray())")
+
+    def _check_scanned(self, X):
+        """:meth:`check_X` for rows of an array in the network's dtype already scanned for NaN and infinity."""
+        return check_array(X, n_features=self.n_in, dtype=self.dtype, finite=False)
 
     def prepare_targets(self, y):
         """Targets in the loss's natural form -> a ``(m, n_out)`` array of the network's dtype."""
@@ -486,17 +499,39 @@ class FeedForward:
         self.forward(X, training=training)
         return self.backward(Y, self.sample_scale(X.shape[0], sample_weight, self.dtype))
 
-    def _chunks(self, X, batch_size, logits):
-        """Forward passes over ``X`` in chunks of ``batch_size`` rows: output activations or ``Z_L``."""
+    def _chunks(self, X, batch_size=4096, logits=False, finite_checked=False):
+        """Forward passes over ``X`` in chunks of ``batch_size`` rows: output activations or ``Z_L``, shape (n, n_out).
+
+        A dense ``X`` is checked (and converted) chunk by chunk by :meth:`check_X`, so that a conversion never
+        copies all of a large input at once; a matrix of :mod:`deltaprop.sparse` is checked whole, once, by
+        :func:`~deltaprop.sparse.as_input` (its rows are then checked rows). When ``X`` fits in one chunk (a few
+        rows: the usual prediction) the output is a copy of the last layer's workspace, with no output array to
+        fill. Each row goes through the same products either way.
+
+        ``finite_checked``: the caller (an estimator's face) has already scanned the ndarray ``X`` for NaN and
+        infinity; the scan is then not repeated unless a conversion to the network's dtype changes the values
+        (every other check still runs).
+        """
+        if not (type(batch_size) is int and batch_size > 0):
+            batch_size = check_positive_int(batch_size, "batch_size")
+        check = self.check_X
         if not isinstance(X, np.ndarray):
             matrix = as_input(X, self.dtype, n_features=self.n_in, allow_empty=True)  # checked once, kept sparse
             X = np.asarray(X) if matrix is None else matrix
+        elif finite_checked and X.dtype == self.dtype:
+            check = self._check_scanned
         n = X.shape[0] if X.ndim >= 1 else 0
         if n == 0:
             self.check_X(X)  # raises the zero-sample (or shape) error
+        if not isinstance(X, np.ndarray):  # a checked matrix: of check_X's rules, only the first layer's is left
+            self._check_matrix_reader()
+            check = _checked
+        if n <= batch_size:
+            a = self.forward(check(X), training=False)
+            return (self.layers[-1].z if logits else a).copy()
         out = np.empty((n, self.n_out), dtype=self.dtype)
         for start in range(0, n, batch_size):
-            chunk = self.check_X(X[start:start + batch_size])
+            chunk = check(X[start:start + batch_size])
             a = self.forward(chunk, training=False)
             out[start:start + chunk.shape[0]] = self.layers[-1].z if logits else a
         return out
@@ -510,7 +545,7 @@ class FeedForward:
             A matrix of :mod:`deltaprop.sparse` (or scipy's) is checked once
             and fed chunk by chunk without being densified.
         batch_size : int
-            Rows per forward pass, to bound memory on large inputs.
+            Rows per forward pass, to bound memory on large inputs (a positive integer).
 
         Returns
         -------

@@ -143,10 +143,10 @@ class OneHotMatrix:
         dense = self._dense_part(dense, n)
         if dense.shape[1] + sum(sizes) == 0:
             raise DataError("a OneHotMatrix needs at least one column; got no dense column and no categorical one")
-        for j, size in enumerate(sizes):
-            _check_codes(codes[:, j], j, size)
-        offsets = dense.shape[1] + np.concatenate(([0], np.cumsum(sizes, dtype=np.intp)))[:-1]
-        self._set(dense, np.ascontiguousarray(codes, dtype=np.intp) + offsets, sizes, finite=False)
+        if codes.size and not ((codes.min(axis=0) >= 0).all() and (codes.max(axis=0) < sizes).all()):
+            for j, size in enumerate(sizes):  # one is out of range: name the first column that has one
+                _check_codes(codes[:, j], j, size)
+        self._set(dense, np.ascontiguousarray(codes, dtype=np.intp), sizes, finite=False, add_offsets=True)
 
     @staticmethod
     def _dense_part(dense, n):
@@ -160,11 +160,13 @@ class OneHotMatrix:
             return np.zeros((n, 0), dtype=dtype)
         return check_array(dense, "dense", dtype=dtype, allow_empty=True, finite=False)
 
-    def _set(self, dense, cols, sizes, finite):
-        self.dense, self.cols, self.sizes = dense, cols, list(sizes)
+    def _set(self, dense, cols, sizes, finite, add_offsets=False):
+        """Keep checked parts; ``add_offsets``: ``cols`` holds codes, to which each block's offset is added here."""
+        self.dense, self.sizes = dense, list(sizes)
         self._finite = finite
         # offsets[j]: the column of block j's category 0
         self.offsets = dense.shape[1] + np.concatenate(([0], np.cumsum(self.sizes, dtype=np.intp)))[:-1]
+        self.cols = cols + self.offsets if add_offsets else cols
 
     @classmethod
     def _from_parts(cls, dense, cols, sizes, finite):

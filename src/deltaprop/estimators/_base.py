@@ -456,14 +456,25 @@ class _DeltapropMLP(BaseEstimator):
 
     # --------------------------------------------------------- prediction
     def _forward(self, X, logits=False):
-        """The network's outputs for ``X`` (shape (n_samples, n_out)), or the output pre-activations ``Z_L``."""
-        check_is_fitted(self, "network_")
+        """The network's outputs for ``X`` (shape (n_samples, n_out)), or the output pre-activations ``Z_L``.
+
+        A finite float array of the fitted width (:func:`deltaprop.estimators._inputs.plain_rows`) goes to the
+        network as it is: scikit-learn's ``validate_data`` would pass it unchanged, and its values were just
+        scanned, so the network does not scan them again. Everything else is checked by ``validate_data`` (or
+        read through the data contract) first, with the errors and warnings it always gave.
+        """
+        if not hasattr(self, "network_"):
+            check_is_fitted(self, "network_")  # scikit-learn's NotFittedError
+        net = self.network_
         contract = getattr(self, "contract_", None)
         if contract is not None:
-            X = inputs.contract_inputs(contract, X, self.network_.dtype)
+            X = inputs.contract_inputs(contract, X, net.dtype)
         else:
+            rows = inputs.plain_rows(self, X)
+            if rows is not None:
+                return net._chunks(rows, logits=logits, finite_checked=True)
             X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES, accept_sparse=_SPARSE)
-        return self.network_.logits(X) if logits else self.network_.predict(X)
+        return net.logits(X) if logits else net.predict(X)
 
     # ------------------------------------------------------- introspection
     @property

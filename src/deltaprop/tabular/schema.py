@@ -22,7 +22,7 @@ from ..data.scaling import SCALER_KINDS
 from ..errors import DataError, InvalidArgumentError, InvalidTypeError, describe
 from .state import Fields
 from .sources import duplicates
-from .stats import category_codes, mean, median, scaling
+from .stats import category_codes, few_codes, mean, median, scaling
 from .target import Target
 from .table import CATEGORICAL, NUMERIC, Table, name_list
 
@@ -146,6 +146,52 @@ def _fit_numeric(name, values, scale, impute, source):
     return NumericColumn(name, fill, missing.any(), offset, scale_)
 
 
+class _NumericLayout:
+    """The numeric columns' statistics and places in the dense block, to transform them all at once.
+
+    Each value goes through the same float64 operations as one column at a
+    time (:meth:`Schema._numeric_into`), so the inputs are the same bits.
+    """
+
+    def __init__(self, numeric):
+        self.n = len(numeric)
+        self.fill = np.array([c.fill for c in numeric], dtype=np.float64)
+        self.offset = np.array([c.offset for c in numeric], dtype=np.float64)
+        self.scale = np.array([c.scale for c in numeric], dtype=np.float64)
+        self.at = np.cumsum([0] + [c.width for c in numeric[:-1]], dtype=np.intp)   # each column's value input
+        self.indicator = np.array([c.indicator for c in numeric], dtype=bool)
+        self.indicator_at = self.at[self.indicator] + 1                              # and its missing indicator
+
+    def into(self, dense, columns):
+        """Write the scaled values and missing indicators of every numeric column into ``dense`` (n, n_dense).
+
+        ``columns``: each numeric column's float64 values (n,), in order.
+        Returns each column's number of missing values, shape (n_numeric,);
+        or None, having written nothing, when a column still needs parsing
+        (fewer columns than numeric ones) or a value is too large for
+        ``dense``'s dtype after scaling: the caller then goes column by
+        column, which names the column.
+        """
+        if len(columns) != self.n:
+            return None
+        if not self.n:
+            return np.zeros(0, dtype=np.intp)
+        values = np.column_stack(columns)
+        missing = np.isnan(values)
+        filled = np.where(missing, self.fill, values)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (filled - self.offset) / self.scale
+            wide = ~np.isfinite(z)
+            if wide.any():  # x - offset overflowed: the same quotient as two terms
+                z[wide] = (filled / self.scale - self.offset / self.scale)[wide]
+            cast = z.astype(dense.dtype)
+        if not np.isfinite(cast).all():
+            return None
+        dense[:, self.at] = cast
+        dense[:, self.indicator_at] = missing[:, self.indicator]
+        return missing.sum(axis=0)
+
+
 # ------------------------------------------------------------------ the schema
 def _check_options(scale, impute, min_frequency, max_categories):
     if scale not in SCALER_KINDS:
@@ -201,6 +247,7 @@ class Schema:
         self.sizes = [c.size for c in self.categorical]
         self.n_inputs = self.n_dense + sum(self.sizes)
         self.positional = False  # True: match columns by position even in a named table (old model files)
+        self._layout = _NumericLayout(self.numeric)
 
     def __repr__(self):
         return (f"Schema({len(self.numeric)} numeric, {len(self.categorical)} categorical columns, "
@@ -361,22 +408,33 @@ class Schema:
         n = table.n_rows
         dense = np.empty((n, self.n_dense), dtype=dtype)
         codes = np.empty((n, len(self.categorical)), dtype=np.intp)
-        j = k = 0
+        # every numeric column at once, unless one needs parsing or fails: then column by column (the same
+        # numbers, and the same error for the first column that fails)
+        missing = self._layout.into(dense, [values for spec, (values, kind) in zip(self.columns, matched)
+                                            if spec.kind == NUMERIC and kind == NUMERIC])
+        j = k = i = 0
         for spec, (values, kind) in zip(self.columns, matched):
-            if spec.kind == NUMERIC:
+            if spec.kind == NUMERIC and missing is not None:
+                self._note_missing(spec, int(missing[i]), report)
+                i += 1
+            elif spec.kind == NUMERIC:
                 j = self._numeric_into(dense, j, spec, values, kind, table, report)
             else:
                 codes[:, k] = self._codes(spec, values, report)
                 k += 1
         return dense, codes, list(self.sizes)
 
+    def _note_missing(self, spec, count, report):
+        """Report ``count`` missing values of the numeric column ``spec`` if training saw none (no indicator)."""
+        if count and not spec.indicator:
+            report.missing[spec.name] = report.missing.get(spec.name, 0) + count
+            report._filled[spec.name] = f"filled in with the training {self.impute} {spec.fill:g}"
+
     def _numeric_into(self, dense, j, spec, values, kind, table, report):
         if kind != NUMERIC:
             values = _parse_numbers(values, spec.name, table)
         missing = np.isnan(values)
-        if missing.any() and not spec.indicator:
-            report.missing[spec.name] = report.missing.get(spec.name, 0) + int(missing.sum())
-            report._filled[spec.name] = f"filled in with the training {self.impute} {spec.fill:g}"
+        self._note_missing(spec, int(missing.sum()), report)
         filled = np.where(missing, spec.fill, values)
         with np.errstate(over="ignore", invalid="ignore"):
             z = (filled - spec.offset) / spec.scale
@@ -397,15 +455,22 @@ class Schema:
         return j + spec.width
 
     def _codes(self, spec, values, report):
-        labels, inverse, missing = category_codes(values)
-        known = np.array([spec.index.get(v, -1) for v in labels], dtype=np.intp)
-        present = known[inverse] if labels else np.zeros(0, dtype=np.intp)
+        """Each row's slot in ``spec``'s one-hot block, shape (n,); unseen categories and gaps noted in ``report``."""
+        few = few_codes(values, spec.index)  # a few rows of text: dict lookups instead of a sort, the same codes
+        if few is None:
+            labels, inverse, missing = category_codes(values)
+            known = np.array([spec.index.get(v, -1) for v in labels], dtype=np.intp)
+            present = known[inverse] if labels else np.zeros(0, dtype=np.intp)
+        else:
+            present, missing, unseen_labels = few
         unseen = present < 0
         if unseen.any():
             name = spec.name
             report.unseen[name] = report.unseen.get(name, 0) + int(unseen.sum())
             examples = report.unseen_examples.setdefault(name, [])
-            for v in (labels[t] for t in np.flatnonzero(known < 0)):
+            if few is None:
+                unseen_labels = (labels[t] for t in np.flatnonzero(known < 0))
+            for v in unseen_labels:
                 if len(examples) < 3 and v not in examples:
                     examples.append(v)
             if spec.n_rare:

@@ -53,8 +53,14 @@ def target_column(y):
 
 
 def network_outputs(model, table, report=None, chunk=16384):
-    """The network's own outputs (scaled units for regression) for every row of ``table``."""
+    """The network's own outputs (scaled units for regression) for every row of ``table``, shape (n_rows, n_out).
+
+    Rows are encoded and predicted ``chunk`` at a time, to bound memory; a table of one chunk (a few rows) is
+    encoded whole, with no row selection, and its predictions are returned as they come.
+    """
     net = model.network
+    if table.n_rows <= chunk:
+        return net.predict(model.contract.inputs(table, net.dtype, report=report))
     out = np.empty((table.n_rows, net.n_out), dtype=net.dtype)
     for start in range(0, table.n_rows, chunk):
         rows = np.arange(start, min(start + chunk, table.n_rows))

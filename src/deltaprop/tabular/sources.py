@@ -160,6 +160,20 @@ def _is_na(v):
     return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
 
 
+def _plain_text(values):
+    """Whether ``values`` hold str (at least one; no subclass) and missing values alone: the usual text column."""
+    types = set(map(type, values))
+    if str not in types:
+        return False
+    for t in types - {str, type(None)}:
+        if t is float:
+            if any(v == v for v in values if type(v) is float):
+                return False  # a number among the text
+        elif t.__name__ not in ("NAType", "NaTType"):
+            return False
+    return True
+
+
 def _object_column(values, name, na, where, text):
     """A column of Python objects (None/NaN/pd.NA missing).
 
@@ -168,6 +182,12 @@ def _object_column(values, name, na, where, text):
     numbers written by :func:`category_str`. Any other type is a DataError.
     """
     n = len(values)
+    if _plain_text(values):  # what the loops below make of text and gaps, without a type test per value
+        if text:
+            return _text_column(["" if type(v) is not str else v.strip() for v in values], name, na, where)
+        col = np.empty(n, dtype=object)
+        col[:] = [v if type(v) is str and not (na and v.strip() in na) else None for v in values]
+        return col, CATEGORICAL
     kinds = set()
     for i, v in enumerate(values):
         if _is_na(v):
@@ -372,6 +392,14 @@ def _pandas_name(name, j):
     raise DataError(f"DataFrame column {j} is named {describe(name)}; column names must be strings (or integers)")
 
 
+def _numpy_kind(dtype):
+    """A NumPy dtype's family as read_pandas sorts it ("numeric", "bool", "object"); None: pandas' tests decide."""
+    if not isinstance(dtype, np.dtype):
+        return None
+    kind = dtype.kind
+    return "numeric" if kind in "iuf" else "bool" if kind == "b" else "object" if kind == "O" else None
+
+
 def read_pandas(df, na):
     import pandas as pd
 
@@ -379,23 +407,26 @@ def read_pandas(df, na):
         return "DataFrame" if i is None else f"DataFrame, row {i}"
 
     columns, kinds, declared = {}, {}, {}
-    for j in range(df.shape[1]):
-        name, s = _pandas_name(df.columns[j], j), df.iloc[:, j]
-        dtype = s.dtype
+    # items() gives the columns by position (duplicate names too), without iloc's indexing machinery per column
+    for j, (label, s) in enumerate(df.items()):
+        name, dtype = _pandas_name(label, j), s.dtype
         if name in columns:
             raise DataError(f"DataFrame: duplicate column name {name!r} (columns {list(columns).index(name)} and {j})")
-        if isinstance(dtype, pd.CategoricalDtype):
+        family = _numpy_kind(dtype)  # plain NumPy dtypes: the answer pandas' tests below would give, sooner
+        if family is None and isinstance(dtype, pd.CategoricalDtype):
             cats = [_category_of(c, na) for c in dtype.categories.tolist()] + [None]
             codes = s.cat.codes.to_numpy()
             col = np.empty(len(s), dtype=object)
             col[:] = [cats[c] for c in codes.tolist()]
             values, is_declared = (col, CATEGORICAL), True
-        elif pd.api.types.is_bool_dtype(dtype):
+        elif family == "bool" or (family is None and pd.api.types.is_bool_dtype(dtype)):
             values, is_declared = (_bool_column(s.tolist()), CATEGORICAL), True
-        elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+        elif family == "numeric" or (family is None and pd.api.types.is_numeric_dtype(dtype)
+                                     and not pd.api.types.is_complex_dtype(dtype)):
             values, is_declared = (_numeric(s.to_numpy(dtype=np.float64, na_value=np.nan), name, where),
                                    NUMERIC), False
-        elif pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+        elif family == "object" or (family is None and (pd.api.types.is_object_dtype(dtype)
+                                                        or pd.api.types.is_string_dtype(dtype))):
             values = _object_column(s.to_numpy(dtype=object).tolist(), name, na, where, text=False)
             is_declared = values[1] == CATEGORICAL
         else:

@@ -7,7 +7,10 @@ import numpy as np
 from ..errors import DataError
 from .sources import category_str
 
-__all__ = ["mean", "median", "std", "scaling", "category_codes"]
+__all__ = ["mean", "median", "std", "scaling", "category_codes", "few_codes", "FEW_ROWS"]
+
+#: Rows up to which :func:`few_codes` looks categories up one by one instead of sorting them
+FEW_ROWS = 64
 
 
 def mean(x):
@@ -80,3 +83,42 @@ def category_codes(values):
     return uniq.tolist(), inverse.reshape(-1), missing
 
 
+def few_codes(values, index):
+    """For a few rows: :func:`category_codes` and a lookup of its labels in ``index``, without a sort of the rows.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_rows,)
+        A categorical column: an object array of str (None where missing),
+        or float64 numbers (NaN where missing) named by :func:`category_str`.
+    index : dict of str to int
+        The trained categories' codes.
+
+    Returns
+    -------
+    (present, missing, unseen) or None
+        ``present``: intp (n_present,), each present row's code (-1 for a
+        category not in ``index``); ``missing``: bool (n_rows,);
+        ``unseen``: the distinct labels not in ``index``, in
+        :func:`category_codes`' order (sorted text, or sorted numbers). The
+        same as through :func:`category_codes`. None (the caller sorts) for
+        more than :data:`FEW_ROWS` rows, another dtype, or a value that is
+        not None or a str NumPy's text dtype keeps as it is (one ending in NUL).
+    """
+    kind = values.dtype.kind
+    if kind not in "Of" or len(values) > FEW_ROWS:
+        return None
+    present, missing, unseen = [], [], set()
+    for v in values.tolist():
+        if v is None if kind == "O" else v != v:  # None in text, NaN in numbers
+            missing.append(True)
+            continue
+        if kind == "O" and (type(v) is not str or v.endswith("\x00")):
+            return None
+        missing.append(False)
+        code = index.get(v if kind == "O" else category_str(v), -1)
+        if code < 0:
+            unseen.add(v)
+        present.append(code)
+    labels = sorted(unseen) if kind == "O" else [category_str(u) for u in sorted(unseen)]
+    return np.array(present, dtype=np.intp), np.array(missing, dtype=bool), labels

@@ -215,7 +215,7 @@ def read_table(source, *, na_values=None, names=None, categorical=None):
     if isinstance(source, (str, os.PathLike)):
         where = path_str(source)
         parts = read_path(where, na)
-    elif _module_of(source).startswith("pandas") and hasattr(source, "iloc") and hasattr(source, "dtypes"):
+    elif _module_of(source).startswith("pandas") and hasattr(source, "iloc") and hasattr(type(source), "dtypes"):
         where, parts = "DataFrame", read_pandas(source, na)
     elif _module_of(source).startswith("polars") and hasattr(source, "get_column"):
         where, parts = "DataFrame", read_polars(source, na)
