@@ -17,6 +17,12 @@ from basic operators rather than left to its kernel:
 
       \mathrm{log1p}(x) = \log(u)\,x / (u - 1),\ u = 1 + x \quad (x \text{ if } u = 1)
 
+An Embedding reads its code columns with ``Cast`` to int64 and ``Gather``: a
+code out of range stops the runtime with an error, but a code that is not a
+whole number is truncated, where deltaprop refuses it. Through a data
+contract (``TabularModel``) the codes come from the graph's own category
+lookup and are always whole; feed a bare network's code columns whole.
+
 A layer or activation with no converter here (a user's own) is refused with
 an :class:`~deltaprop.errors.InvalidArgumentError` that names it: the file
 would not predict what the model predicts. :func:`register_layer` adds a
