@@ -224,6 +224,10 @@ class Dense(Layer):
     grad_W, grad_b : ndarray
         Views into the network's flat ``grads``, same shapes, overwritten by
         each backward pass (never accumulated).
+    delta : ndarray of shape (m, n_out) or None
+        The last backward pass's ``Δ = ∂L/∂Z`` (the 1/m of the mean loss
+        folded in): a reference to the buffer backward computed it in, no
+        copy, valid until the next backward pass (None before the first).
 
     Notes
     -----
@@ -247,11 +251,11 @@ class Dense(Layer):
         self.bias = bool(bias)
         self.W = self.b = self.grad_W = self.grad_b = None
         self._capacity = 0
-        self.a_prev = self.z = self.a = self.out = self.mask = None
+        self.a_prev = self.z = self.a = self.out = self.mask = self.delta = None
 
     decayed = ("W",)
-    _transient = ("W", "b", "grad_W", "grad_b", "a_prev", "z", "a", "out", "mask", "_z", "_a", "_out", "_g_prev",
-                  "_capacity")
+    _transient = ("W", "b", "grad_W", "grad_b", "a_prev", "z", "a", "out", "mask", "delta", "_z", "_a", "_out",
+                  "_g_prev", "_capacity")
 
     def output_width(self, n_in):
         return self.n_out
@@ -386,6 +390,7 @@ class Dense(Layer):
 
     def _backward_matmuls(self, delta, need_input_grad):
         """``grad_W = Δᵀ A_prev`` (computed as its transpose ``A_prevᵀ Δ``); returns ``Δ @ W`` (or None)."""
+        self.delta = delta  # kept for inspection (deltaprop.inspector): a reference, valid until the next backward
         if isinstance(self.a_prev, np.ndarray):
             np.matmul(self.a_prev.T, delta, out=self.grad_W.T)
         else:  # a OneHotMatrix or SparseRows input: a scatter of Δ's rows, or a sparse product
@@ -397,7 +402,7 @@ class Dense(Layer):
     def detached(self):
         copy = super().detached()
         copy.W = copy.b = copy.grad_W = copy.grad_b = None
-        copy.a_prev = copy.z = copy.a = copy.out = copy.mask = None
+        copy.a_prev = copy.z = copy.a = copy.out = copy.mask = copy.delta = None
         copy._capacity = 0
         return copy
 
