@@ -14,6 +14,7 @@ Keras composes ``Model(Trainer, Layer)``.
 
 import numpy as np
 
+from . import attributions as _attributions
 from . import losses as _losses
 from .checks import check_array, check_dtype, check_positive_int, check_sample_weight, sample_scale
 from .errors import DataError, InvalidArgumentError, InvalidTypeError, describe
@@ -309,8 +310,7 @@ class FeedForward:
     def buffers_problem(self, buffers=None):
         """What is wrong with running statistics (``buffers``, default the network's own), or None.
 
-        Each layer judges its own (a variance is never negative, statistics
-        are finite); the network's buffers are unchanged afterwards.
+        Each layer judges its own (a variance is never negative, statistics are finite); the buffers are kept.
         """
         saved = None if buffers is None else self.buffers.copy()
         try:
@@ -367,13 +367,10 @@ class FeedForward:
     def check_X(self, X, name="X"):
         """``X`` checked and converted for a pass: 2-D, ``n_in`` columns, finite, C-ordered, the network's dtype.
 
-        See :func:`deltaprop.checks.check_array`. A
-        :class:`~deltaprop.sparse.OneHotMatrix`, a
-        :class:`~deltaprop.sparse.SparseRows` or a scipy sparse matrix is
-        checked the same way and returned as a matrix of
-        :mod:`deltaprop.sparse` (never densified): the first layer multiplies
-        it without its zeros. Only a Dense first layer can; any other refuses
-        it (InvalidTypeError).
+        See :func:`deltaprop.checks.check_array`. A :class:`~deltaprop.sparse.OneHotMatrix`, a
+        :class:`~deltaprop.sparse.SparseRows` or a scipy sparse matrix is checked the same way and returned
+        as a matrix of :mod:`deltaprop.sparse` (never densified): the first layer multiplies it without its
+        zeros. Only a Dense first layer can; any other refuses it (InvalidTypeError).
         """
         if not isinstance(X, np.ndarray):
             matrix = as_input(X, self.dtype, n_features=self.n_in, name=name)
@@ -413,13 +410,11 @@ class FeedForward:
         Parameters
         ----------
         X : ndarray of shape (m, n_in), or a matrix of :mod:`deltaprop.sparse`
-            C-contiguous, the network's dtype (use :meth:`predict` for
-            arbitrary input); a ``OneHotMatrix`` or ``SparseRows`` (from
-            :meth:`check_X`) feeds the first layer without its zeros.
+            C-contiguous, the network's dtype (use :meth:`predict` for arbitrary input); a ``OneHotMatrix``
+            or ``SparseRows`` (from :meth:`check_X`) feeds the first layer without its zeros.
         training : bool
-            Apply dropout, with masks from ``rng`` (default: ``self.rng``;
-            anything with ``random(shape, dtype)`` works, such as a
-            data-parallel rank's :class:`deltaprop.batches.ShardRandom`).
+            Apply dropout, with masks from ``rng`` (default: ``self.rng``; anything with
+            ``random(shape, dtype)`` works, such as a data-parallel rank's :class:`deltaprop.batches.ShardRandom`).
 
         Returns
         -------
@@ -452,13 +447,25 @@ class FeedForward:
         scale : float or ndarray of shape (m, 1)
             Per-sample weights summing to 1 (see :func:`deltaprop.checks.sample_scale`).
         """
+        loss = self.batch_loss(self.layers[-1].a, Y, scale)
+        delta = self.output_delta(Y, scale)
+        n = len(self.layers)
+        g = self.layers[-1].backward_delta(delta, need_input_grad=n > 1)
+        for i in range(n - 2, -1, -1):
+            g = self.layers[i].backward(g, need_input_grad=i > 0)
+        return loss
+
+    def output_delta(self, Y, scale):
+        """``Δ_L = ∂L/∂Z_L`` of ``L = Σ s_i ℓ_i`` after :meth:`forward`: shape (m, n_out), a workspace.
+
+        ``scale`` as for :meth:`backward` (a column of ``1`` gives each row's own ``∂ℓ_i/∂z_i``).
+        """
         out_layer = self.layers[-1]
         a, z = out_layer.a, out_layer.z
         m = a.shape[0]
         if self._delta_buf is None or self._delta_buf.shape[0] < m or self._delta_buf.dtype != a.dtype:
             self._delta_buf = np.empty((m, self.n_out), dtype=a.dtype)
         delta = self._delta_buf[:m]
-        loss = self.batch_loss(a, Y, scale)
         if _losses.is_canonical_pair(out_layer.activation, self.loss):
             # Canonical pair: ∂ℓ/∂z directly (a - y up to a constant), exact and overflow-free.
             self.loss.fused_delta(a, Y, delta)
@@ -466,11 +473,15 @@ class FeedForward:
             np.copyto(delta, self.loss.gradient(a, Y))
             out_layer.activation.backward(z, a, delta, delta)
         delta *= scale  # fold in the 1/m (or w_i / Σw) of the mean loss
-        n = len(self.layers)
-        g = out_layer.backward_delta(delta, need_input_grad=n > 1)
-        for i in range(n - 2, -1, -1):
-            g = self.layers[i].backward(g, need_input_grad=i > 0)
-        return loss
+        return delta
+
+    def input_gradients(self, X, y=None, output=None, logits=False, sample_weight=None, batch_size=4096):
+        """``∂ℓ_i/∂x_i`` (given ``y``) or ``∂a_k/∂x_i`` (given ``output=k``) per row: shape (n, n_in).
+
+        See :func:`deltaprop.attributions.input_gradients`, which this calls.
+        """
+        return _attributions.input_gradients(self, X, y=y, output=output, logits=logits,
+                                             sample_weight=sample_weight, batch_size=batch_size)
 
     def loss_and_gradients(self, X, y, sample_weight=None, training=True):
         """Forward and backward pass: fills ``grads`` and returns the mean loss.
@@ -479,9 +490,8 @@ class FeedForward:
         ----------
         X : array-like of shape (m, n_in), a OneHotMatrix or a scipy sparse matrix
         y : array-like
-            Targets in the loss's natural form (class indices or one-hot rows
-            for categorical cross-entropy, 0/1 for binary cross-entropy, real
-            values for regression losses).
+            Targets in the loss's natural form (class indices or one-hot rows for categorical
+            cross-entropy, 0/1 for binary cross-entropy, real values for regression losses).
         sample_weight : array-like of shape (m,), optional
             The loss becomes ``Σ w_i ℓ_i / Σ w_i``.
         training : bool, default True
@@ -502,15 +512,11 @@ class FeedForward:
     def _chunks(self, X, batch_size=4096, logits=False, finite_checked=False):
         """Forward passes over ``X`` in chunks of ``batch_size`` rows: output activations or ``Z_L``, shape (n, n_out).
 
-        A dense ``X`` is checked (and converted) chunk by chunk by :meth:`check_X`, so that a conversion never
-        copies all of a large input at once; a matrix of :mod:`deltaprop.sparse` is checked whole, once, by
-        :func:`~deltaprop.sparse.as_input` (its rows are then checked rows). When ``X`` fits in one chunk (a few
-        rows: the usual prediction) the output is a copy of the last layer's workspace, with no output array to
-        fill. Each row goes through the same products either way.
-
-        ``finite_checked``: the caller (an estimator's face) has already scanned the ndarray ``X`` for NaN and
-        infinity; the scan is then not repeated unless a conversion to the network's dtype changes the values
-        (every other check still runs).
+        A dense ``X`` is checked (and converted) chunk by chunk by :meth:`check_X`, never copied whole; a matrix of
+        :mod:`deltaprop.sparse` is checked whole, once, by :func:`~deltaprop.sparse.as_input`. One chunk (a few
+        rows: the usual prediction) returns a copy of the last layer's workspace; each row goes through the same
+        products either way. ``finite_checked``: the caller (an estimator) has already scanned the ndarray ``X``
+        for NaN and infinity, so the scan is not repeated unless a conversion changes the values.
         """
         if not (type(batch_size) is int and batch_size > 0):
             batch_size = check_positive_int(batch_size, "batch_size")
@@ -542,8 +548,7 @@ class FeedForward:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_in), a OneHotMatrix or a scipy sparse matrix
-            A matrix of :mod:`deltaprop.sparse` (or scipy's) is checked once
-            and fed chunk by chunk without being densified.
+            A sparse matrix is checked once and fed chunk by chunk without being densified.
         batch_size : int
             Rows per forward pass, to bound memory on large inputs (a positive integer).
 

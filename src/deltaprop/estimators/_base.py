@@ -1,8 +1,8 @@
 """What :class:`DeltapropClassifier` and :class:`DeltapropRegressor` share: parameters, fitting, stopping, prediction.
 
-A subclass says what its targets are: ``_task``, ``_output_spec()`` (output
-activation and loss), ``_n_outputs()``, ``_prepare_targets(...)``, and for
-model files ``_extra_state()``, ``_file_classes()`` and ``_restore_state(...)``.
+A subclass says what its targets are: ``_task``, ``_output_spec()`` (output activation and loss),
+``_n_outputs()``, ``_prepare_targets(...)``, and for model files ``_extra_state()``, ``_file_classes()`` and
+``_restore_state(...)``.
 """
 
 import copy
@@ -23,6 +23,7 @@ from .. import schedules as _schedules
 from .. import training
 from ..checks import check_bool, check_dtype, check_number, check_positive_int
 from ..errors import DeltapropError, InvalidArgumentError, InvalidTypeError, ModelFileError, describe
+from ..tabular.model import explain, feature_groups
 from . import _files, _network
 from . import _inputs as inputs
 from ._callbacks import SklearnBatchL2AndStopping
@@ -43,16 +44,13 @@ def _sized_by_run(schedule):
 def expected_failed_checks(estimator):
     """scikit-learn estimator checks that cannot pass for ``estimator``'s settings, with the reason.
 
-    For ``parametrize_with_checks(..., expected_failed_checks=expected_failed_checks)``.
-    The default settings fail none.
+    For ``parametrize_with_checks(..., expected_failed_checks=expected_failed_checks)``; the defaults fail none.
 
-    ``check_sample_weight_equivalence_on_dense_data`` (and ``..._on_sparse_data``)
-    demands that an integer weight give the same fit as repeating the sample, to rtol 1e-7: true for
-    full-batch training, which the default ``batch_size="auto"`` is on that
-    check's 15 to 60 samples, but not when a random draw touches rows one by
-    one. The checks that call ``partial_fit`` cannot pass with a schedule
-    whose length comes from the run (``{"name": "cosine"}`` without
-    ``total_steps``), which ``partial_fit`` refuses.
+    ``check_sample_weight_equivalence_on_dense_data`` (and ``..._on_sparse_data``) demands that an integer
+    weight give the same fit as repeating the sample, to rtol 1e-7: true for full-batch training, which the
+    default ``batch_size="auto"`` is on that check's 15 to 60 samples, but not when a random draw touches rows
+    one by one. The checks that call ``partial_fit`` cannot pass with a schedule whose length comes from the
+    run (``{"name": "cosine"}`` without ``total_steps``), which ``partial_fit`` refuses.
     """
     reasons = []
     if getattr(estimator, "early_stopping", False):
@@ -92,9 +90,8 @@ class _DeltapropMLP(BaseEstimator):
         if isinstance(h, numbers.Integral) and not isinstance(h, bool):
             h = (h,)
         if not isinstance(h, (list, tuple, np.ndarray)):
-            raise InvalidArgumentError(
-                f"hidden_layer_sizes must be a positive integer or a sequence of them, got {describe(h)}"
-            )
+            raise InvalidArgumentError(f"hidden_layer_sizes must be a positive integer or a sequence of them, "
+                                       f"got {describe(h)}")
         return [check_positive_int(v, f"hidden_layer_sizes[{i}]") for i, v in enumerate(h)]
 
     def _make_network(self, n_in, dtype, seed):
@@ -210,15 +207,13 @@ class _DeltapropMLP(BaseEstimator):
         Parameters
         ----------
         X : array-like, scipy sparse matrix or DataFrame of shape (n_samples, n_features)
-            A pandas or polars DataFrame with categorical columns or
-            missing values goes through a data contract fitted here (see
-            ``preprocess``).
+            A pandas or polars DataFrame with categorical columns or missing values goes through a data
+            contract fitted here (see ``preprocess``).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Class labels (an indicator matrix for multi-label
-            classification) or real targets.
+            Class labels (an indicator matrix for multi-label classification) or real targets.
         sample_weight : array-like of shape (n_samples,), optional
-            Each batch loss becomes ``Σ w_i ℓ_i / Σ w_i``; samples of weight 0
-            are left out of training altogether.
+            Each batch loss becomes ``Σ w_i ℓ_i / Σ w_i``; samples of weight 0 are left out of training
+            altogether.
 
         Returns
         -------
@@ -229,8 +224,7 @@ class _DeltapropMLP(BaseEstimator):
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)``, continuing from the current state (optimizer state included).
 
-        See :meth:`DeltapropClassifier.partial_fit` for how it works with
-        ``early_stopping``.
+        See :meth:`DeltapropClassifier.partial_fit` for how it works with ``early_stopping``.
         """
         return self._fit(X, y, sample_weight, incremental=True)
 
@@ -319,9 +313,8 @@ class _DeltapropMLP(BaseEstimator):
     def _split(self, n, y, incremental):
         """Training and validation row indices for early stopping.
 
-        ``fit`` draws the split from ``random_state`` and stratifies by class
-        where every class can appear on both sides (as scikit-learn);
-        ``partial_fit`` uses one fixed seed, so calls with the same number of
+        ``fit`` draws the split from ``random_state`` and stratifies by class where every class can appear on
+        both sides (as scikit-learn); ``partial_fit`` uses one fixed seed, so calls with the same number of
         samples hold out the same rows.
         """
         n_val = math.ceil(self.validation_fraction * n)
@@ -459,9 +452,8 @@ class _DeltapropMLP(BaseEstimator):
         """The network's outputs for ``X`` (shape (n_samples, n_out)), or the output pre-activations ``Z_L``.
 
         A finite float array of the fitted width (:func:`deltaprop.estimators._inputs.plain_rows`) goes to the
-        network as it is: scikit-learn's ``validate_data`` would pass it unchanged, and its values were just
-        scanned, so the network does not scan them again. Everything else is checked by ``validate_data`` (or
-        read through the data contract) first, with the errors and warnings it always gave.
+        network as it is: ``validate_data`` would pass it unchanged, and its values were just scanned. Everything
+        else is checked by ``validate_data`` (or read through the data contract) first, as it always was.
         """
         if not hasattr(self, "network_"):
             check_is_fitted(self, "network_")  # scikit-learn's NotFittedError
@@ -475,6 +467,23 @@ class _DeltapropMLP(BaseEstimator):
                 return net._chunks(rows, logits=logits, finite_checked=True)
             X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES, accept_sparse=_SPARSE)
         return net.logits(X) if logits else net.predict(X)
+
+    def attributions(self, X, method="integrated_gradients", output=None, steps=64):
+        """Attributions of each row's prediction (:func:`deltaprop.tabular.model.explain`; baseline: input 0).
+
+        ``output``: a class label (default: each row's predicted class; multi-label: its most probable label) or
+        a regression target's index. Per column of ``X``, or per original column through a data contract.
+        """
+        check_is_fitted(self, "network_")
+        contract = getattr(self, "contract_", None)
+        groups, names = (None, None) if contract is None else feature_groups(contract)
+        if contract is not None:
+            X = inputs.contract_inputs(contract, X, self.network_.dtype)
+        else:
+            X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES, accept_sparse=_SPARSE)
+            names = [str(c) for c in getattr(self, "feature_names_in_", [f"x{j}" for j in range(X.shape[1])])]
+        return explain(self.network_, X, method, output, steps, classes=getattr(self, "classes_", None),
+                       groups=groups, names=names)
 
     # ------------------------------------------------------- introspection
     @property
@@ -510,11 +519,9 @@ class _DeltapropMLP(BaseEstimator):
     def save(self, path):
         """Save the fitted network to a deltaprop model file (safetensors; no pickle).
 
-        The file holds the weights, the architecture, the class labels (for a
-        classifier) and the estimator's parameters and fitted attributes, so
-        that :meth:`load` returns an estimator that predicts identically; the
-        file also opens with :func:`deltaprop.load` and the ``deltaprop``
-        command.
+        The file holds the weights, the architecture, the class labels (for a classifier) and the estimator's
+        parameters and fitted attributes, so that :meth:`load` returns an estimator that predicts identically;
+        the file also opens with :func:`deltaprop.load` and the ``deltaprop`` command.
 
         Parameters
         ----------
@@ -540,19 +547,17 @@ class _DeltapropMLP(BaseEstimator):
         Returns
         -------
         estimator
-            Fitted, with ``network_`` loaded from the file. Parameters that
-            could not be stored as JSON (a custom schedule function, say)
-            take their default values, and an optimizer or schedule object
-            comes back as its config; the network is exact either way. The
-            file has no optimizer state: ``partial_fit`` or a warm start
-            after loading starts the optimizer afresh (checkpoints of
+            Fitted, with ``network_`` loaded from the file. Parameters that could not be stored as JSON (a
+            custom schedule function, say) take their default values, and an optimizer or schedule object comes
+            back as its config; the network is exact either way. The file has no optimizer state:
+            ``partial_fit`` or a warm start after loading starts the optimizer afresh (checkpoints of
             :func:`deltaprop.training.fit` resume exactly).
 
         Raises
         ------
         deltaprop.ModelFileError
-            When the file is not a deltaprop model file, was saved by the
-            other estimator class, or has a malformed estimator record.
+            When the file is not a deltaprop model file, was saved by the other estimator class, or has a
+            malformed estimator record.
         """
         estimator, network, record, curves = _files.load(cls, path)
         try:
@@ -587,9 +592,7 @@ class _DeltapropMLP(BaseEstimator):
             self._schedule = self._build_schedule()
         except (ValueError, TypeError) as exc:  # parameters that cannot build this network
             raise ModelFileError(f"{path}: estimator parameters are invalid: {exc}") from None
-        self._schedule_param = self.schedule
-        self._steps = 0
-        self.t_ = 0
+        self._schedule_param, self._steps, self.t_ = self.schedule, 0, 0
 
     def _restore_state(self, path, record, network):
         """The subclass's own fields of the record (mode, classes, target shape)."""

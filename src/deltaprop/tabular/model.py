@@ -7,6 +7,7 @@
     model.predict("new_penguins.csv")          # labels, e.g. array(['Adelie', 'Gentoo', ...])
     model.predict_proba(df)                    # a pandas DataFrame works too (columns by name)
     model.evaluate("test.csv")                 # {"loss": ..., "accuracy": ..., "samples": ...}
+    model.attributions("new_penguins.csv")     # integrated gradients per column, for each row's prediction
 
 Raw rows are a CSV, Parquet or Feather path, a pandas or polars DataFrame, a
 dict of columns or a NumPy array. Columns are matched by name; a missing
@@ -22,10 +23,11 @@ labels or values.
 import numpy as np
 
 from .. import io, metrics
-from ..errors import InvalidArgumentError
+from ..attributions import attribute
+from ..errors import InvalidArgumentError, describe
 from .scores import network_outputs, score_table
 
-__all__ = ["TabularModel", "CHUNK_ROWS"]
+__all__ = ["TabularModel", "CHUNK_ROWS", "explain", "feature_groups", "class_index"]
 
 #: The metadata entry of a model file that holds the data contract.
 CONTRACT_KEY = "data_contract"
@@ -156,6 +158,45 @@ class TabularModel:
         scores, _, _ = score_table(self, table)
         return scores
 
+    # ------------------------------------------------------------ attributions
+    def attributions(self, raw, method="integrated_gradients", output=None, steps=64):
+        r"""How much each original column moved each row's answer, one row per raw row.
+
+        Parameters
+        ----------
+        raw : path, DataFrame, dict of columns or ndarray
+        method : {"integrated_gradients", "gradient_x_input", "gradient"}
+            See :mod:`deltaprop.attributions`. The baseline is the network input 0: every numeric column at
+            its training offset (the mean, for standard scaling), no missing indicator, and for a categorical
+            column no category (one-hot all zero) or the zero embedding vector.
+        output : class label or int, optional
+            Classification: the class whose probability (score) is explained (default: each row's predicted
+            class). Regression: the output's index (default: the only one).
+        steps : int
+            Intervals of the trapezoid rule (integrated gradients).
+
+        Returns
+        -------
+        Attributions
+            ``values`` of shape (n_rows, n_columns), columns in :attr:`feature_names` order: a numeric
+            column's value and missing indicator summed, a one-hot block summed, an embedding's dimensions
+            summed (:func:`explain`). ``value`` is each row's probability or value (target units), and
+            ``gap`` its completeness gap. For ``"gradient"`` a column's value is the sum of its inputs'
+            gradients (per unit of the scaled input), NaN for an embedded column (a code has no derivative).
+        """
+        table = raw if _is_table(raw) else self.contract.read(raw)
+        report = self.contract.new_report()
+        X = self.contract.inputs(table, self.network.dtype, report=report)
+        self.last_report = report
+        groups, names = feature_groups(self.contract)
+        target = self.target
+        if self.task == "classification":
+            return explain(self.network, X, method, output, steps, classes=self.classes, groups=groups, names=names)
+        outputs = [target.name] if self.network.n_out == 1 else [f"{target.name}_{j}" for j in
+                                                                 range(self.network.n_out)]
+        return explain(self.network, X, method, output, steps, groups=groups, names=names, scale=target.scale,
+                       offset=target.offset, value_names=outputs)
+
     # ------------------------------------------------------------ files
     def save(self, path):
         """Write the model (network, data contract, configuration, history) to one safetensors file, atomically."""
@@ -183,3 +224,91 @@ def probabilities(P):
 
 def _is_table(obj):
     return type(obj).__name__ == "Table" and hasattr(obj, "columns") and hasattr(obj, "named")
+
+
+def feature_groups(contract):
+    """Each network input's original column: ``(groups, names)``, ``groups[j]`` indexing ``names``.
+
+    A numeric column owns its scaled value and its missing indicator; a categorical column its one-hot block
+    (``categories_as="onehot"``) or its code column (``"codes"``).
+    """
+    schema = contract.schema
+    where = {name: j for j, name in enumerate(schema.names)}
+    groups = [where[c.name] for c in schema.numeric for _ in range(c.width)]
+    codes = contract.categories_as == "codes"
+    groups += [where[c.name] for c in schema.categorical for _ in range(1 if codes else c.size)]
+    return np.array(groups, dtype=np.intp), list(schema.names)
+
+
+def class_index(classes, label):
+    """The index of ``label`` in ``classes``: an equal class, else one equal as text (``"3"`` for 3)."""
+    for same in (lambda c: isinstance(c, type(label)) and bool(c == label), lambda c: str(c) == str(label)):
+        found = [k for k, c in enumerate(classes) if same(c)]
+        if found:
+            return found[0]
+    shown = ", ".join(repr(c) for c in list(classes)[:20])
+    raise InvalidArgumentError(f"output {describe(label)} is not one of the classes ({shown})")
+
+
+def explain(net, X, method="integrated_gradients", output=None, steps=64, *, classes=None, groups=None, names=None,
+            scale=1.0, offset=0.0, value_names=None):
+    r"""Attributions of each row's answer: a class's probability (or score), or a value in the target's units.
+
+    Parameters
+    ----------
+    net : Network
+    X : ndarray of shape (n, n_in) or a sparse matrix
+        Network inputs.
+    method, steps
+        As for :func:`deltaprop.attributions.attribute` (trapezoid rule, baseline 0).
+    output : class label or int, optional
+        A class of ``classes`` (default: each row's predicted class), or an output index for a regression
+        (default: the only output).
+    classes : sequence, optional
+        Class labels in output order (None: a regression).
+    groups, names : optional
+        Sum the inputs into named columns (:meth:`Attributions.summed`).
+    scale, offset : float
+        A regression's output in the target's units is ``scale · a + offset``.
+    value_names : list of str, optional
+        A regression's output names (what ``explained`` holds).
+
+    Returns
+    -------
+    Attributions
+
+    Notes
+    -----
+    One sigmoid (or margin) output of two classes explains class 0 through ``1 − p`` (or ``−margin``): the
+    attributions of output 0, negated. A regression's attributions are multiplied by ``scale``, so that they
+    add up to the change of the value in the target's units.
+    """
+    X = net.check_X(X)
+    n = X.shape[0]
+    if classes is None:
+        k = 0 if output is None and net.n_out == 1 else output
+        if isinstance(k, str):                   # from the command line: an index, or an output's name
+            k = int(k) if k.isdigit() else value_names.index(k) if k in (value_names or []) else k
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < net.n_out:
+            raise InvalidArgumentError(f"output must be an output index 0..{net.n_out - 1} of this regression, "
+                                       f"got {describe(output)}")
+        att = attribute(net, X, method, output=int(k), steps=steps).rescaled(scale, offset)
+        att.explained = None if value_names is None else np.full(n, value_names[k], dtype=object)
+    else:
+        if output is None:
+            c = metrics.predicted_classes(net.predict(X), net.loss.decision_threshold)
+        else:
+            c = np.full(n, class_index(classes, output), dtype=np.intp)
+        if net.n_out == 1:                       # class 0 of one output: 1 − p (a probability) or −margin
+            first = c == 0
+            top = 1.0 if getattr(net.layers[-1].activation, "name", None) == "sigmoid" else 0.0
+            att = attribute(net, X, method, output=0, steps=steps).rescaled(np.where(first, -1.0, 1.0),
+                                                                            np.where(first, top, 0.0))
+        else:
+            att = attribute(net, X, method, output=c, steps=steps)
+        att.explained = np.empty(n, dtype=object)
+        att.explained[:] = [classes[i] for i in c]
+    if groups is not None:
+        return att.summed(groups, names)
+    att.columns = att.columns if names is None else list(names)
+    return att
