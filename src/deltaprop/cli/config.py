@@ -379,6 +379,10 @@ TRAIN_OPTIONS = (
     Option("plot", optional_path, "curves.png", "where to draw the loss and metric curves (needs "
            "matplotlib); none for no plot", "output", "PATH"),
     Option("log", optional_path, None, "append one JSON line per epoch to this file", "output", "PATH"),
+    Option("report", optional_path, None, "write the run's report to this HTML file, also when the run fails: "
+           "curves, each layer's gradient flow, warnings in words (one self-contained page)", "output", "PATH"),
+    Option("report_every", integer(1), None, "with --report: inspect one batch in N (default: the Inspector's); "
+           "1 inspects every batch", "output", "N"),
     Option("checkpoint_dir", optional_path, None, "write checkpoints to this folder", "output", "DIR"),
     Option("checkpoint_every", integer(1), 1, "epochs between checkpoints", "output", "N"),
     Option("keep_checkpoints", integer(1), 3, "how many checkpoints to keep", "output", "N"),

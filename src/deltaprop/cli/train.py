@@ -31,8 +31,10 @@ from ..embedding import Embedding
 from ..layers import Activation, Dense, Dropout
 from ..checkpoint import latest_checkpoint
 from ..errors import DataError, DeltapropError, InvalidArgumentError, SaveError
+from ..inspector import Inspector
 from ..model import Network
 from ..plotting import MissingMatplotlib, plot_history
+from ..report_html import write_report
 from ..tabular import TabularModel
 from ..tabular.schema import plural
 from ..tabular.scores import format_scores, score_encoded
@@ -59,7 +61,7 @@ def cmd_train(args):
     schedule, schedule_params = _build_schedule(cfg)
     _check_writable(cfg)
     check_outputs({"--data": cfg["data"], "--labels": cfg["labels"], "--config": args.config},
-                  {"--out": cfg["out"], "--log": cfg["log"], "--plot": cfg["plot"],
+                  {"--out": cfg["out"], "--log": cfg["log"], "--plot": cfg["plot"], "--report": cfg["report"],
                    "--checkpoint-dir": cfg["checkpoint_dir"]})
     args.comm = comm = _mpi_comm()
     say = Messenger(cfg["quiet"] or (comm is not None and not comm.is_root))
@@ -133,6 +135,8 @@ def _check_names(cfg):
             )
     if cfg["resume"] and cfg["checkpoint_dir"] is None:
         raise ConfigError("--resume continues from the newest checkpoint in --checkpoint-dir; give --checkpoint-dir")
+    if cfg["report_every"] is not None and cfg["report"] is None:
+        raise ConfigError("report_every sets how often --report inspects the layers; give --report too")
 
 
 _OPTIMIZER_ONLY = {
@@ -209,7 +213,7 @@ def _build_schedule(cfg):
 
 def _check_writable(cfg):
     """Fail before training, not after, when an output's folder is missing."""
-    for key in ("out", "plot", "log"):
+    for key in ("out", "plot", "log", "report"):
         path = cfg[key]
         if path is None:
             continue
@@ -263,8 +267,15 @@ def _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm=None):
             residual=cfg["residual"], embed=embed)
         contract.silence_unused(net)  # an unseen category adds nothing (no training row sets these)
         _announce(say, cfg, data, net, optimizer, bool(streamed), comm)
+        inspector = None if cfg["report"] is None else \
+            Inspector() if cfg["report_every"] is None else Inspector(every=cfg["report_every"])
         t_fit = time.perf_counter()
-        history = _fit(net, cfg, data, optimizer, schedule, comm)
+        try:
+            history = _fit(net, cfg, data, optimizer, schedule, comm, inspector)
+        except BaseException as exc:  # a report of a failed run is the most useful one; the error goes on
+            if inspector is not None and (comm is None or comm.is_root):
+                _failed_report(cfg, inspector, net, data, optimizer.get_config(), exc, say)
+            raise
         fit_seconds = time.perf_counter() - t_fit
         scores = _test(net, data)
     if comm is not None and not comm.is_root:
@@ -273,8 +284,10 @@ def _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm=None):
     _save(net, cfg, data, history, scores, opt_cfg, schedule_params)
     say(f"trained {len(history)} epoch{'s' if len(history) != 1 else ''} in {fit_seconds:.1f} s")
     plotted = _report(net, cfg, explicit, data, history, scores, opt_cfg)
+    if inspector is not None:
+        _html_report(cfg, inspector, net, data, opt_cfg, history=history.to_list(), scores=scores)
     if not cfg["quiet"]:
-        written = [cfg["out"]] + ([cfg["plot"]] if plotted else [])
+        written = [cfg["out"]] + ([cfg["plot"]] if plotted else []) + ([cfg["report"]] if inspector else [])
         print(f"wrote {', '.join(written)} in {time.perf_counter() - t_start:.1f} s", flush=True)
     return 0
 
@@ -378,8 +391,8 @@ def _metric(task):
     return "accuracy" if task == "classification" else "r2"
 
 
-def _fit(net, cfg, data, optimizer, schedule, comm):
-    """Train ``net`` on the prepared data as the options say; returns the History."""
+def _fit(net, cfg, data, optimizer, schedule, comm, inspector=None):
+    """Train ``net`` on the prepared data as the options say, ``inspector`` among the callbacks; returns the History."""
     # A fresh run replaces the log at its first epoch's end (a run that fails earlier leaves the old log);
     # a resumed one keeps the lines before its checkpoint.
     logger = None if cfg["log"] is None else JSONLogger(cfg["log"], append=bool(cfg["resume"]))
@@ -388,7 +401,7 @@ def _fit(net, cfg, data, optimizer, schedule, comm):
     if patience:
         early = {"monitor": "val_loss" if data.validation is not None else "loss", "patience": patience}
     try:
-        return _fit_network(net, cfg, data, optimizer, schedule, comm, logger, early)
+        return _fit_network(net, cfg, data, optimizer, schedule, comm, [c for c in (logger, inspector) if c], early)
     except InvalidArgumentError as exc:
         if not str(exc).startswith("cannot resume"):
             raise
@@ -406,13 +419,13 @@ def _in_cli_terms(text):
     return text.replace(f"{name} was", f"{flag} (--{flag.replace('_', '-')}) was", 1)
 
 
-def _fit_network(net, cfg, data, optimizer, schedule, comm, logger, early):
+def _fit_network(net, cfg, data, optimizer, schedule, comm, callbacks, early):
     return net.fit(
         data.X_train, data.t_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=optimizer,
         schedule=schedule, validation_data=data.validation, metrics=[_metric(data.task)], early_stopping=early,
         checkpoint_dir=cfg["checkpoint_dir"], checkpoint_every=cfg["checkpoint_every"],
         keep_checkpoints=cfg["keep_checkpoints"], resume_from=cfg["checkpoint_dir"] if cfg["resume"] else None,
-        verbose=0 if cfg["quiet"] else 1, callbacks=None if logger is None else [logger], comm=comm,
+        verbose=0 if cfg["quiet"] else 1, callbacks=callbacks or None, comm=comm,
         run_settings={key: cfg[key] for key in _RUN_SETTINGS},
         resume_overrides=[_LIBRARY_NAMES.get(key, key) for key in cfg["override"] or ()] or None,
         interrupt_checkpoint=None if cfg["checkpoint_dir"] else interrupt_folder(cfg["out"]),
@@ -486,3 +499,29 @@ def _report(net, cfg, explicit, data, history, scores, opt_cfg):
         print(f"{PROG}: note: no plot: {exc}", file=sys.stderr)
         return False
     return True
+
+
+def _html_report(cfg, inspector, net, data, opt_cfg, history=None, scores=None, notes=None):
+    """Write the run's HTML report (--report): the inspector's log, the history, the run in a few facts."""
+    n_train, n_val, n_test = data.split_sizes
+    facts = [("data", f"{data.name}: {n_train} training, {n_val} validation, {n_test} test rows"),
+             ("network", f"{_describe_network(net)}, {net.n_params} parameters, {net.dtype.name}"),
+             ("optimizer", f"{opt_cfg['name']} lr={opt_cfg['learning_rate']:g}, {cfg['schedule']} schedule, "
+                           f"batch {cfg['batch_size']}, {plural(cfg['epochs'], 'epoch')}")]
+    if scores is not None:
+        facts.append(("test", format_scores(scores)))
+    write_report(cfg["report"], inspector.log(), title=f"deltaprop train: {data.name}", history=history,
+                 notes=notes, facts=facts)
+
+
+def _failed_report(cfg, inspector, net, data, opt_cfg, exc, say):
+    """The report of a run that stopped on ``exc`` (interrupted, diverged): written if it can be, never raising."""
+    why = str(exc) or type(exc).__name__
+    if not isinstance(exc, (DeltapropError, KeyboardInterrupt)):
+        why = f"{type(exc).__name__}: {why}"
+    try:
+        _html_report(cfg, inspector, net, data, opt_cfg, notes=[f"The run stopped early: {why}"])
+    except Exception as failure:  # noqa: BLE001 - the run's own error is the one to report
+        say(f"{PROG}: note: no report: {failure}")
+        return
+    say(f"{PROG}: note: wrote the report of the stopped run to {cfg['report']}")
