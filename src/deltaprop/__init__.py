@@ -16,6 +16,7 @@ matplotlib) are imported only when the feature that needs them is used.
 from ._version import __version__
 from . import activations, initializers, losses, metrics, optimizers, schedules
 from .callbacks import Callback, EarlyStopping, JSONLogger, LambdaCallback, ProgressBar
+from .inspector import Inspector
 from .gradcheck import gradcheck  # the function; the module stays importable as deltaprop.gradcheck
 from .errors import (
     DataError,
@@ -39,6 +40,7 @@ from .optimizers import SGD, AdaGrad, Adam, AdamW, RMSProp
 from .run import History
 from .schedules import Constant, CosineDecay, ExponentialDecay, LinearWarmup, StepDecay
 from .training import evaluate, fit
+from .walkthrough import walkthrough
 
 __all__ = [
     "__version__",
@@ -67,6 +69,7 @@ __all__ = [
     "ProgressBar",
     "JSONLogger",
     "LambdaCallback",
+    "Inspector",
     "History",
     "fit",
     "evaluate",
@@ -78,6 +81,7 @@ __all__ = [
     "TabularModel",
     "read_table",
     "gradcheck",
+    "walkthrough",
     "activations",
     "losses",
     "initializers",

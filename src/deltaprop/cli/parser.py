@@ -11,7 +11,10 @@ from .._version import __version__
 from .commands import cmd_evaluate, cmd_gradcheck, cmd_info, cmd_predict
 from .common import PROG, UsageError
 from .config import TRAIN_OPTIONS
+from .explain import add_explain
 from .export import add_export
+from .report_command import add_report
+from .walkthrough import add_walkthrough
 from .train import cmd_train
 
 __all__ = ["build_parser"]
@@ -101,7 +104,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_train, _add_evaluate, _add_predict, _add_gradcheck, _add_info):
         add(sub)
-    add_export(sub, _Formatter)
+    for add in (add_export, add_report, add_explain, add_walkthrough):
+        add(sub, _Formatter)
     for command in (parser, *sub.choices.values()):
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the Python traceback of an internal error (a bug: please report it)")
