@@ -23,9 +23,11 @@ is one line, ``deltaprop: internal error: ValueError: ...``, with exit status
 70 (``EX_SOFTWARE``); ``--debug`` (or ``DELTAPROP_DEBUG=1``) prints the
 traceback instead. Control characters in every message are escaped.
 
-Start-up stays fast (``deltaprop --help`` imports argparse and deltaprop's
-package, nothing heavy): scikit-learn, matplotlib, safetensors, tqdm and
-mpi4py are imported only by the commands that use them.
+Start-up stays fast: ``deltaprop --help`` and ``--version`` import argparse,
+the parser and the table of options, not NumPy (the package face is lazy and
+each command's module is imported when the command runs); scikit-learn,
+matplotlib, safetensors, tqdm and mpi4py are imported only by the commands
+that use them.
 
 The package: :mod:`~deltaprop.cli.parser` (help texts, the parser),
 :mod:`~deltaprop.cli.config` (the options of ``train`` and TOML files),
@@ -34,17 +36,12 @@ The package: :mod:`~deltaprop.cli.parser` (help texts, the parser),
 :mod:`~deltaprop.cli.train` and :mod:`~deltaprop.cli.commands` (the rest).
 """
 
-import contextlib
 import os
-import signal
 import sys
-import traceback
 
 from ..errors import DeltapropError
-from ..report import printable
-from .common import PROG, UsageError
 from .config import ConfigError
-from .parser import build_parser
+from .parser import PROG, UsageError, build_parser
 
 __all__ = ["main", "build_parser", "EX_SOFTWARE"]
 
@@ -93,6 +90,8 @@ def _run(argv):
         return _interrupted(exc), args
     except BrokenPipeError:
         # The reader of our output went away (``deltaprop predict ... | head``): stop quietly.
+        import contextlib
+
         with contextlib.suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
@@ -118,6 +117,8 @@ def _debug(args):
 def _internal_error(exc, args):
     """An unexpected exception: one line and exit status 70, or the full traceback with --debug."""
     if _debug(args):
+        import traceback
+
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         sys.stderr.flush()
         return EX_SOFTWARE
@@ -133,6 +134,8 @@ def _internal_error(exc, args):
 
 def _interrupted(exc):
     """Ctrl-C or SIGTERM: ``deltaprop: interrupted: ...`` and 130 (SIGINT) or 143 (SIGTERM)."""
+    import signal
+
     message = _one_line(exc)
     checkpoint = getattr(exc, "checkpoint", None)
     if checkpoint:
@@ -142,6 +145,13 @@ def _interrupted(exc):
     line = f"{PROG}: interrupted: {printable(message, limit=None)}" if message else f"{PROG}: interrupted"
     print(line, file=sys.stderr, flush=True)
     return 128 + signal.SIGTERM if getattr(exc, "signum", None) == signal.SIGTERM else 130
+
+
+def printable(text, limit):
+    """:func:`deltaprop.report.printable`, imported (with NumPy) only when there is a message to show."""
+    from ..report import printable as _printable
+
+    return _printable(text, limit=limit)
 
 
 def _one_line(text):

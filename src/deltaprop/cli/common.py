@@ -14,6 +14,7 @@ import numpy as np
 from ..data import BUILTIN_DATASETS, load_builtin, load_xy, split_indices
 from ..errors import DataError, InvalidArgumentError
 from .config import ConfigError
+from .parser import PROG, UsageError  # defined with the parser, which is built without NumPy
 
 __all__ = [
     "PROG",
@@ -27,13 +28,6 @@ __all__ = [
     "gather",
     "parse_arg",
 ]
-
-PROG = "deltaprop"
-
-
-class UsageError(Exception):
-    """A command-line mistake: reported in one line, exit status 2."""
-
 
 class Messenger:
     """Messages for a person, on standard error; silent with --quiet."""

@@ -30,14 +30,16 @@ the current working folder, as on the command line.
 :func:`to_toml` writes a configuration back as TOML that ``--config`` reads,
 which is how ``deltaprop info`` prints the configuration stored in a model.
 
-Importing this module imports only the standard library.
+Importing this module imports only the standard library and
+:mod:`deltaprop.errors` (the parser of ``deltaprop --help`` reads the table
+without NumPy); :mod:`deltaprop.checks`, which validates the values, is
+imported when a value is parsed.
 """
 
 import dataclasses
 import math
 import os
 
-from ..checks import MAX_CONFIG_BYTES, check_int, check_number, read_text_bounded
 from ..errors import DeltapropError, InvalidArgumentError
 
 __all__ = [
@@ -76,6 +78,8 @@ def integer(low=None):
     what = "an integer" if low is None else ("a positive integer" if low == 1 else f"an integer >= {low}")
 
     def parse(value, name):
+        from ..checks import check_int  # NumPy: imported when a value is parsed, not with the parser
+
         raw = value
         if isinstance(value, str):
             try:
@@ -101,6 +105,8 @@ def number(low=None, high=None, low_open=False, high_open=False):
     what = "a number" + (" " + " and ".join(parts) if parts else "")
 
     def parse(value, name):
+        from ..checks import check_number  # NumPy: imported when a value is parsed, not with the parser
+
         raw = value
         if isinstance(value, str):
             try:
@@ -446,6 +452,8 @@ def load_toml(path):
         (all of them are named) or a bad value (the key and the value are
         named).
     """
+    from ..checks import MAX_CONFIG_BYTES, read_text_bounded
+
     tomllib = _toml_module()
     path = os.fspath(path)
     if not os.path.exists(path):

@@ -88,9 +88,9 @@ def _write(writer, header, rows, digits):
 
 
 def add_explain(sub, formatter):
-    """The ``explain`` sub-command's parser."""
+    """The ``explain`` sub-command's parser (its one-line help is in :mod:`deltaprop.cli.parser`)."""
     explain = sub.add_parser(
-        "explain", help="attributions of each prediction to the columns, as CSV", formatter_class=formatter,
+        "explain", formatter_class=formatter,
         epilog=EXPLAIN_EXAMPLES,
         description="Write, for every row, how much each column moved the model's prediction: integrated "
                     "gradients (exact input gradients by backpropagation, integrated from the baseline, the "

@@ -34,9 +34,9 @@ def cmd_export(args):
 
 
 def add_export(sub, formatter):
-    """The ``export`` sub-command's parser."""
+    """The ``export`` sub-command's parser (its one-line help is in :mod:`deltaprop.cli.parser`)."""
     export = sub.add_parser(
-        "export", help="write a model as an ONNX file", formatter_class=formatter, epilog=EXPORT_EXAMPLES,
+        "export", formatter_class=formatter, epilog=EXPORT_EXAMPLES,
         description="Write a model file as ONNX: its data contract (imputation, categories, scaling), its "
                     "network and its head (labels and probabilities, or values in the target's units), "
                     "checked by onnx.checker. Needs the onnx extra: pip install 'deltaprop[onnx]'.")

@@ -1,23 +1,30 @@
-"""The ``deltaprop`` argument parser: the six commands, their options and help texts.
+"""The ``deltaprop`` argument parser: the commands, their options and help texts.
 
 The options of ``train`` come from :data:`deltaprop.cli.config.TRAIN_OPTIONS`
 (one table for flags and TOML files); argparse's errors become one-line
-usage errors (:class:`deltaprop.cli.common.UsageError`).
+usage errors (:class:`UsageError`).
+
+Building the parser imports no command module (and so no NumPy), which keeps
+``deltaprop --help`` and ``--version`` fast: each command's function is
+imported when the command runs, and the commands whose options are declared
+in their own module (``export``, ``report``, ``explain``, ``walkthrough``)
+get them when the command is chosen (:class:`_Commands`).
 """
 
 import argparse
+from importlib import import_module
 
 from .._version import __version__
-from .commands import cmd_evaluate, cmd_gradcheck, cmd_info, cmd_predict
-from .common import PROG, UsageError
 from .config import TRAIN_OPTIONS
-from .explain import add_explain
-from .export import add_export
-from .report_command import add_report
-from .walkthrough import add_walkthrough
-from .train import cmd_train
 
-__all__ = ["build_parser"]
+__all__ = ["build_parser", "PROG", "UsageError"]
+
+PROG = "deltaprop"
+
+
+class UsageError(Exception):
+    """A command-line mistake: reported in one line, exit status 2."""
+
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -89,6 +96,63 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=34, width=100)
 
 
+#: the commands whose options are declared in their own module: name -> (one-line help, module, adding function)
+_OWN_MODULE = {
+    "export": ("write a model as an ONNX file", "export", "add_export"),
+    "report": ("write a run's report as one HTML file: curves, per-layer flows, warnings", "report_command",
+               "add_report"),
+    "explain": ("attributions of each prediction to the columns, as CSV", "explain", "add_explain"),
+    "walkthrough": ("one forward and backward pass with its numbers", "walkthrough", "add_walkthrough"),
+}
+
+
+def _command(module, name):
+    """``deltaprop.cli.<module>.<name>``, imported when the command runs (the parser is built without it)."""
+
+    def run(args):
+        return getattr(import_module(f".{module}", __package__), name)(args)
+
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+class _Commands(argparse._SubParsersAction):
+    """The sub-commands: one declared in its own module gets its options when it is chosen."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _complete(self.choices[values[0]])
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _Fill:
+    """What an ``add_*`` function of a command's module sees as the sub-parsers: it configures the command's
+    parser, made (with its one-line help) by :func:`build_parser`, instead of adding one."""
+
+    def __init__(self, parser):
+        self.parser = parser
+
+    def add_parser(self, name, **kwargs):
+        for key, value in kwargs.items():  # formatter_class, description, epilog
+            setattr(self.parser, key, value)
+        return self.parser
+
+
+def _complete(command):
+    """Give a command declared in its own module its options (once), then ``--debug``, as build_parser does."""
+    pending = getattr(command, "_deltaprop_pending", None)
+    if pending is None:
+        return
+    del command._deltaprop_pending
+    module, add = pending
+    getattr(import_module(f".{module}", __package__), add)(_Fill(command), _Formatter)
+    _add_debug(command)
+
+
+def _add_debug(command):
+    command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the Python traceback of an internal error (a bug: please report it)")
+
+
 
 def build_parser():
     """The ``deltaprop`` argument parser with its six commands."""
@@ -101,14 +165,16 @@ def build_parser():
                "Run 'deltaprop COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"deltaprop {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, action=_Commands)
     for add in (_add_train, _add_evaluate, _add_predict, _add_gradcheck, _add_info):
         add(sub)
-    for add in (add_export, add_report, add_explain, add_walkthrough):
-        add(sub, _Formatter)
+    for name, (help_text, module, add) in _OWN_MODULE.items():
+        command = sub.add_parser(name, help=help_text, formatter_class=_Formatter)
+        command.set_defaults(func=_command(module, f"cmd_{name}"))
+        command._deltaprop_pending = (module, add)
     for command in (parser, *sub.choices.values()):
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help="show the Python traceback of an internal error (a bug: please report it)")
+        if not hasattr(command, "_deltaprop_pending"):
+            _add_debug(command)
     return parser
 
 
@@ -138,7 +204,7 @@ def _add_train(sub):
         else:
             group.add_argument(*names, dest=opt.key, metavar=opt.metavar, default=argparse.SUPPRESS,
                                help=help_text)
-    train.set_defaults(func=cmd_train, comm=None)  # cmd_train sets comm for a data-parallel run
+    train.set_defaults(func=_command("train", "cmd_train"), comm=None)  # cmd_train sets comm for a data-parallel run
 
 
 def _add_evaluate(sub):
@@ -149,7 +215,7 @@ def _add_evaluate(sub):
     evaluate.add_argument("model", metavar="MODEL", help="a model file written by 'deltaprop train'")
     _add_data_args(evaluate, "default: the test split held out in training")
     evaluate.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    evaluate.set_defaults(func=cmd_evaluate)
+    evaluate.set_defaults(func=_command("commands", "cmd_evaluate"))
 
 
 def _add_predict(sub):
@@ -167,7 +233,7 @@ def _add_predict(sub):
     predict.add_argument("--proba", action="store_true",
                          help="write class probabilities, one column per class, instead of labels")
     predict.add_argument("-o", "--out", metavar="PATH", help="write the CSV here (default: standard output)")
-    predict.set_defaults(func=cmd_predict)
+    predict.set_defaults(func=_command("commands", "cmd_predict"))
 
 
 def _add_gradcheck(sub):
@@ -194,7 +260,7 @@ def _add_gradcheck(sub):
                                 "mode (default: none)")
     gradcheck.add_argument("--residual", action="store_true",
                            help="each hidden size a residual block of that width (a tabular ResNet)")
-    gradcheck.set_defaults(func=cmd_gradcheck)
+    gradcheck.set_defaults(func=_command("commands", "cmd_gradcheck"))
 
 
 def _add_info(sub):
@@ -205,7 +271,7 @@ def _add_info(sub):
     info.add_argument("--json", action="store_true", help="print everything as one JSON object")
     info.add_argument("--toml", action="store_true",
                       help="print only the training configuration, as TOML that --config reads")
-    info.set_defaults(func=cmd_info)
+    info.set_defaults(func=_command("commands", "cmd_info"))
 
 
 def _add_data_args(parser, default_note):

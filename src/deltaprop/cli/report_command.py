@@ -60,10 +60,9 @@ Source = namedtuple("Source", "kind log history network")
 
 
 def add_report(sub, formatter):
-    """``report``: its arguments."""
+    """``report``: its arguments (its one-line help is in :mod:`deltaprop.cli.parser`)."""
     parser = sub.add_parser(
-        "report", help="write a run's report as one HTML file: curves, per-layer flows, warnings",
-        formatter_class=formatter, epilog=REPORT_EXAMPLES,
+        "report", formatter_class=formatter, epilog=REPORT_EXAMPLES,
         description="Write a self-contained HTML report of a run from an inspector log, a checkpoint, a "
                     "--log file or a model file: the curves, each layer's gradient flow as small multiples, "
                     "histograms, and warnings in words (vanishing or exploding gradients, dead units, an "

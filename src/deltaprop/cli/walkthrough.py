@@ -48,9 +48,9 @@ _DEFAULT_LOSS = "mean_squared_error"
 
 
 def add_walkthrough(sub, formatter):
-    """The ``walkthrough`` sub-command's parser."""
+    """The ``walkthrough`` sub-command's parser (its one-line help is in :mod:`deltaprop.cli.parser`)."""
     parser = sub.add_parser(
-        "walkthrough", help="one forward and backward pass with its numbers", formatter_class=formatter,
+        "walkthrough", formatter_class=formatter,
         epilog=WALKTHROUGH_EXAMPLES,
         description="Take one step of backpropagation on one sample through a tiny float64 network and print "
                     "each z, a, δ, ∂L/∂W, ∂L/∂b and update under the equation it instantiates, so that the "
