@@ -1,4 +1,4 @@
-"""Optional fused kernels for the training hot loop (the ``fast`` extra: numba).
+"""Fused kernels for the training hot loop (numba: a core dependency where it has wheels).
 
 NumPy makes one pass over memory per operation. The hot loop's elementwise
 work (bias add and ReLU, ReLU's backward mask and the bias gradient, Adam's
