@@ -45,6 +45,7 @@ from .errors import (
 )
 from . import run as _run
 from .run import LocalComm, Run
+from .threads import ThreadControl, check_threads
 
 __all__ = ["fit", "evaluate", "class_weights"]
 
@@ -209,7 +210,7 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         callbacks=None, early_stopping=None, class_weight=None, sample_weight=None, checkpoint_dir=None,
         checkpoint_every=1, checkpoint_unit="epoch", keep_checkpoints=3, resume_from=None, verbose=1,
         log_path=None, comm=None, initial_step=0, run_settings=None, resume_overrides=None,
-        interrupt_checkpoint=None):
+        interrupt_checkpoint=None, threads=None):
     """Train ``network`` on ``(X, y)`` with mini-batch gradient descent.
 
     Parameters
@@ -282,6 +283,9 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
         A folder: when training is interrupted and no ``checkpoint_dir`` is
         given, one checkpoint of the state is written there (resume with
         ``resume_from`` this folder).
+    threads : None, int or "auto", default None
+        BLAS threads, restored on return; None leaves the BLAS as it is. "auto" picks 1 or all cores each epoch
+        from timed steps (float32 weights then depend on the load); see :mod:`deltaprop.threads`.
 
     Returns
     -------
@@ -297,6 +301,7 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     comm = LocalComm() if comm is None else comm
+    threads = check_threads(threads, processes=comm.size)
     run_settings = _run.json_settings(run_settings, "run_settings")
     batches, val, data = _training_data(network, X, y, sample_weight, class_weight, validation_data,
                                         validation_split)
@@ -333,8 +338,10 @@ def fit(network, X, y, *, epochs=10, batch_size=32, optimizer="adam", learning_r
     # numba's fused kernels (bit-identical to the NumPy passes) are loaded only for runs that repay their start-up
     per_sample = getattr(network, "flops_per_sample", None)
     _kernels.warm_for(float(per_sample() if callable(per_sample) else 0) * batches.n * epochs)
+    run.threads = ThreadControl(threads)
     try:
-        return _loop(run, val, val_metrics, shuffle)
+        with run.threads:
+            return _loop(run, val, val_metrics, shuffle)
     finally:
         batches.close()
 
@@ -468,9 +475,10 @@ def _epochs(run, val, val_metrics, shuffle, step):
                     m.reset(net.n_out)
             run.batches.arrange(run.perm)
             _call(cbs, "on_epoch_begin", run, epoch)
+            run.threads.begin_epoch(run.batches_per_epoch - run.batch)
             t0 = time.perf_counter()
             for b in range(run.batch, run.batches_per_epoch):
-                signum = step(b, interrupt)
+                signum = run.threads.step(step, b, interrupt)
                 if signum:
                     run.elapsed += time.perf_counter() - t0
                     _interrupted(run, epoch, b, signum)
@@ -509,6 +517,7 @@ def _end_epoch(run, epoch, val, val_metrics, seconds):
         logs.update({f"val_{k}": v for k, v in vlogs.items()})
     logs["lr"] = float(run.lr)
     logs["time"] = run.elapsed + seconds
+    logs.update(run.threads.end_epoch())
     run.history.append(logs)
     run.epoch = epoch + 1
     run.batch = 0

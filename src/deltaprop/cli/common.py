@@ -61,9 +61,10 @@ def thread_limit(n):
     what works here: NumPy (and its BLAS) is loaded with deltaprop's package,
     before any option is read, so OPENBLAS_NUM_THREADS and OMP_NUM_THREADS
     set now reach only libraries loaded later. They are set anyway, and a
-    warning says so when threadpoolctl is missing.
+    warning says so when threadpoolctl is missing. ``"auto"`` changes
+    nothing here: ``fit(threads="auto")`` chooses the count each epoch.
     """
-    if n is None:
+    if n is None or n == "auto":  # auto: the training loop sets the count epoch by epoch (deltaprop.threads)
         yield
         return
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):

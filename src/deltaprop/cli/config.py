@@ -122,6 +122,16 @@ def number(low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
+def _threads(value, name):
+    """A parser for ``--threads``: ``auto`` or a positive integer."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return integer(1)(value, name)
+    except ConfigError:
+        _fail(name, "a positive integer or auto", value)
+
+
 def choice(*choices):
     """A parser for one of ``choices`` (case-insensitive; dashes and underscores alike)."""
     what = "one of " + ", ".join(choices)
@@ -378,8 +388,12 @@ TRAIN_OPTIONS = (
            "training", "PATIENCE"),
     Option("seed", integer(0), 0, "seed of the initial weights, the splits, the order and dropout",
            "training", "N"),
-    Option("threads", integer(1), None, "BLAS threads (needs threadpoolctl; otherwise set "
-           "OPENBLAS_NUM_THREADS before starting)", "training", "N"),
+    Option("threads", _threads, None, "BLAS threads (needs threadpoolctl; otherwise set "
+           "OPENBLAS_NUM_THREADS before starting), or auto: time the first steps of each epoch with 1 thread "
+           "and with every usable core and keep the faster, which helps when other work holds a core; the "
+           "count is logged per epoch. Default: as the BLAS starts. Not auto by default, because float32 "
+           "products round differently with 1 and several threads, so auto's weights depend on the load",
+           "training", "N|auto"),
     # output
     Option("out", text, "model.safetensors", "where to write the model", "output", "PATH", short="-o"),
     Option("plot", optional_path, "curves.png", "where to draw the loss and metric curves (needs "

@@ -65,6 +65,13 @@ def cmd_train(args):
                    "--checkpoint-dir": cfg["checkpoint_dir"]})
     args.comm = comm = _mpi_comm()
     say = Messenger(cfg["quiet"] or (comm is not None and not comm.is_root))
+    if cfg["threads"] == "auto":
+        if comm is not None and comm.size > 1:
+            raise ConfigError(f"--threads auto is for one process: {comm.size} MPI processes could choose different "
+                              f"counts; give --threads N (for example cores // processes per node)")
+        say(f"{PROG}: warning: --threads auto chooses 1 thread or all cores each epoch from the load; "
+            f"float32 products round differently with 1 and several threads, so the weights can differ from "
+            f"run to run; give --threads N for reproducible weights")
     with thread_limit(cfg["threads"]):
         try:
             return _train(cfg, explicit, optimizer, schedule, schedule_params, say, comm)
@@ -429,6 +436,7 @@ def _fit_network(net, cfg, data, optimizer, schedule, comm, callbacks, early):
         run_settings={key: cfg[key] for key in _RUN_SETTINGS},
         resume_overrides=[_LIBRARY_NAMES.get(key, key) for key in cfg["override"] or ()] or None,
         interrupt_checkpoint=None if cfg["checkpoint_dir"] else interrupt_folder(cfg["out"]),
+        threads="auto" if cfg["threads"] == "auto" else None,  # a fixed count is set for the whole command
     )
 
 
