@@ -91,12 +91,6 @@ WARMUP = 5
 
 
 # ------------------------------------------------------------------ models (parent)
-def deltaprop_command():
-    """How to start deltaprop's command line: the installed script beside this Python, else ``-m deltaprop``."""
-    script = Path(sys.executable).with_name("deltaprop")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "deltaprop"]
-
-
 def train_models(folder, threads):
     """Train and save both deltaprop models in ``folder``; returns facts about them."""
     import tabular_data
@@ -113,14 +107,14 @@ def train_models(folder, threads):
     fashion_fit_s = time.perf_counter() - t0
     dp.save(net, folder / "fashion.safetensors")
     table = tabular_data.table(TABLE)
-    cmd = deltaprop_command() + ["train", "--data", str(table.path), "--target", table.target, "--seed", "0",
+    cmd = common.deltaprop_command() + ["train", "--data", str(table.path), "--target", table.target, "--seed", "0",
                                  "--epochs", str(TAB_EPOCHS), "--test-split", "0", "--plot", "none", "-q",
                                  "--threads", str(threads), "--out", str(folder / "tabular.safetensors")]
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=folder, env=common.child_env(unset=(), src=os.environ.get(common.SRC_ENV)), check=True,
                    capture_output=True, text=True)
     tab_cli_s = time.perf_counter() - t0
-    shown = " ".join(shlex.quote(c) for c in ["deltaprop"] + cmd[len(deltaprop_command()):])
+    shown = " ".join(shlex.quote(c) for c in ["deltaprop"] + cmd[len(common.deltaprop_command()):])
     return {"source": source_facts(), "fashion_fit_s": fashion_fit_s, "tabular_cli_s": tab_cli_s,
             "tabular_command": shown.replace(str(folder) + "/", "").replace(str(table.path), f"{TABLE}.csv"),
             "tabular_notes": table.notes}

@@ -136,12 +136,6 @@ def cli_env(threads):
     return common.child_env(unset=(), extra=extra)
 
 
-def deltaprop_command():
-    """How to start deltaprop's command line: the installed script beside this Python, else ``-m deltaprop``."""
-    script = Path(sys.executable).with_name("deltaprop")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "deltaprop"]
-
-
 def run_cli(table, lines, train_rows, unlabelled, test_rows, seed, threads):
     """deltaprop's command on this seed's split files: ``{"score", "fit_s", "train_s"}`` or ``{"error"}``
     (the temporary folder's name taken out of the message, so that every seed's message reads the same)."""
@@ -157,7 +151,7 @@ def _run_cli(tmp, table, lines, train_rows, unlabelled, test_rows, seed, threads
     write_rows(lines, sorted(train_rows + unlabelled), train_csv)
     write_rows(lines, test_rows, test_csv)
     drop = ["--drop", ",".join(table.drop)] if table.drop else []
-    train = deltaprop_command() + [
+    train = common.deltaprop_command() + [
         "train", "--data", str(train_csv), "--target", table.target, "--seed", str(seed), "--test-split", "0",
         "--plot", "none", "-q", "--out", str(model), "--threads", str(threads), "--log", str(log),
         *drop, *table.cli_args]
@@ -175,7 +169,7 @@ def _run_cli(tmp, table, lines, train_rows, unlabelled, test_rows, seed, threads
         train_s = sum(json.loads(ln)["time"] for ln in log.read_text(encoding="utf-8").splitlines() if ln.strip())
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    evaluate = deltaprop_command() + ["evaluate", str(model), "--data", str(test_csv), "--json"]
+    evaluate = common.deltaprop_command() + ["evaluate", str(model), "--data", str(test_csv), "--json"]
     try:
         done = subprocess.run(evaluate, cwd=tmp, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -53,6 +53,12 @@ def child_env(unset=UNSET_BY_DEFAULT, extra=None, src=None):
 
 
 # ------------------------------------------------------------------ data
+def deltaprop_command():
+    """How to start deltaprop's command line: the installed script beside this Python, else ``-m deltaprop``."""
+    script = Path(sys.executable).with_name("deltaprop")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "deltaprop"]
+
+
 def cache_dir():
     """Where decoded data sets are cached as .npy (``DELTAPROP_BENCH_CACHE`` or the user cache)."""
     d = os.environ.get("DELTAPROP_BENCH_CACHE") or os.path.join(

@@ -33,7 +33,7 @@ check at 1e-6.
 
 import numpy as np
 
-__all__ = ["gradcheck", "directional_check", "numerical_gradient"]
+__all__ = ["gradcheck", "directional_check", "numerical_gradient", "random_targets"]
 
 
 def _prepare(network, X, y, sample_weight, training=False, seed=0):
@@ -178,3 +178,17 @@ def directional_check(network, X, y, sample_weight=None, h=1e-4, seed=0, trainin
     net.params[...] = p0
     numeric = (8.0 * (vals[0] - vals[1]) - (vals[2] - vals[3])) / (12.0 * h)
     return abs(analytic - numeric) / max(abs(analytic), abs(numeric), np.finfo(np.float64).tiny)
+
+
+def random_targets(loss_name, n_out, m, rng):
+    """``m`` random targets in the loss's natural form, for a check on random rows.
+
+    Class indices (m,) for categorical cross-entropy or a multi-output hinge;
+    0/1 columns (m, n_out) for binary cross-entropy or a one-output hinge;
+    standard-normal reals (m, n_out) for a regression loss.
+    """
+    if loss_name in ("categorical_crossentropy", "hinge") and n_out > 1:
+        return rng.integers(0, n_out, size=m)
+    if loss_name in ("binary_crossentropy", "hinge"):
+        return rng.integers(0, 2, size=(m, n_out)).astype(np.float64)
+    return rng.standard_normal((m, n_out))

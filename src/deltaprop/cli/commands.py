@@ -15,7 +15,7 @@ from ..atomic import atomic_write
 from ..checks import input_file
 from ..data import load_builtin, load_features
 from ..errors import DataError, DeltapropError, InvalidArgumentError
-from ..gradcheck import gradcheck
+from ..gradcheck import gradcheck, random_targets
 from ..io import MODEL_FORMAT, MODEL_FORMAT_VERSION
 from ..model import Network
 from ..report import printable
@@ -365,12 +365,7 @@ def cmd_gradcheck(args):
         if kind in ("b", "beta", "gamma"):
             view += rng.normal(0.0, 0.1, size=view.shape)
     X = rng.standard_normal((samples, features))
-    if loss.name in ("categorical_crossentropy", "hinge") and n_out > 1:
-        y = rng.integers(0, n_out, size=samples)
-    elif loss.name in ("binary_crossentropy", "hinge"):
-        y = rng.integers(0, 2, size=(samples, n_out)).astype(np.float64)
-    else:
-        y = rng.standard_normal((samples, n_out))
+    y = random_targets(loss.name, n_out, samples, rng)
     rows = gradcheck(net, X, y, training=True)
     blocks = [(row["layer"], name, err) for row in rows for name, err in row.items() if name != "layer"]
     worst = max(err for _, _, err in blocks)

@@ -35,7 +35,7 @@ from ..tensorfile import CHECKPOINT_FORMAT, MODEL_FORMAT, read_file
 from .common import PROG, UsageError
 from .paths import check_outputs
 
-__all__ = ["add_report", "cmd_report", "read_source", "random_targets", "network_gradcheck"]
+__all__ = ["add_report", "cmd_report", "read_source", "network_gradcheck"]
 
 REPORT_EXAMPLES = """\
 examples:
@@ -186,18 +186,9 @@ def _tensor_file(path):
                          f"(format {fmt!r})")
 
 
-def random_targets(loss_name, n_out, m, rng):
-    """``m`` random targets in the loss's natural form: class indices, 0/1 columns, or reals."""
-    if loss_name in ("categorical_crossentropy", "hinge") and n_out > 1:
-        return rng.integers(0, n_out, size=m)
-    if loss_name in ("binary_crossentropy", "hinge"):
-        return rng.integers(0, 2, size=(m, n_out)).astype(np.float64)
-    return rng.standard_normal((m, n_out))
-
-
 def network_gradcheck(network, seed=0):
     """``(rows for the report, None)`` of :func:`deltaprop.gradcheck` on random rows, or ``(None, why not)``."""
-    from ..gradcheck import gradcheck
+    from ..gradcheck import gradcheck, random_targets
 
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((GRADCHECK_ROWS, network.n_in))
